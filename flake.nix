@@ -1,0 +1,37 @@
+{
+  description = "lectic-nix-sandbox: run Lectic's tool commands in a Nix-built, rootless Podman container";
+
+  # nixpkgs is the only input. `lectic-nix-sandbox --nixpkgs REF` overrides it
+  # (e.g. with your own registry entry, so no second nixpkgs is fetched).
+  inputs.nixpkgs.url = "github:NixOS/nixpkgs/nixos-unstable";
+
+  outputs = { self, nixpkgs }:
+    let
+      systems = [ "x86_64-linux" "aarch64-linux" ];
+      forAllSystems = f: nixpkgs.lib.genAttrs systems (system: f nixpkgs.legacyPackages.${system});
+    in
+    {
+      packages = forAllSystems (pkgs: {
+        # The sandbox image. At run time the binary replaces
+        # nix/extra-packages.nix with the user's --nix-packages-file.
+        containerImage = import ./nix/image.nix {
+          inherit pkgs;
+          extraPackagesFile = ./nix/extra-packages.nix;
+        };
+        default = import ./nix/package.nix { inherit pkgs; src = self; };
+      });
+
+      apps = forAllSystems (pkgs: {
+        default = {
+          type = "app";
+          program = "${self.packages.${pkgs.system}.default}/bin/lectic-nix-sandbox";
+        };
+      });
+
+      devShells = forAllSystems (pkgs: {
+        default = pkgs.mkShell {
+          packages = with pkgs; [ cargo rustc clippy rustfmt podman runc nix hyperfine ];
+        };
+      });
+    };
+}

@@ -1,0 +1,208 @@
+//! The command line. Everything from the first non-option word on is the
+//! tool command, even words that look like our options.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+
+pub const DEFAULT_TTL: Duration = Duration::from_secs(900);
+
+#[derive(Parser, Debug, Clone)]
+#[command(
+    name = "lectic-nix-sandbox",
+    version,
+    about = "Run a command in a Nix-built, rootless Podman container (a sandbox for Lectic's tools)",
+    long_about = "Run a command in a Nix-built, rootless Podman container.\n\n\
+Lectic runs each exec tool and MCP server as `lectic-nix-sandbox [OPTIONS] COMMAND [ARGS...]`. \
+The image is built from a flake (ours, embedded in this binary, or --flake) and cached; a warm \
+container per configuration is reused between calls and removed after --warm-ttl of idleness. \
+The command sees the working directory at the same path, a persistent HOME, no network unless \
+--allow-net, and only LECTIC_*, TERM, LANG, LC_*, TZ, NO_COLOR from the host environment plus \
+what --pass-env, --env and --env-file add (in that order; later wins).",
+    after_help = "Exit status: the command's own; 125 when the sandbox itself fails; 126/127 when the \
+command cannot be executed / is not found; 128+N when stopped by signal N.\n\
+State lives under $LECTIC_CACHE/nix-sandbox (default ~/.cache/lectic/nix-sandbox) and $LECTIC_TEMP/nix-sandbox.",
+    trailing_var_arg = true,
+    dont_delimit_trailing_values = true
+)]
+pub struct Cli {
+    /// Directory mounted read-write at the same path and used as the cwd [default: current directory]
+    #[arg(short = 'd', long, value_name = "DIR")]
+    pub workdir: Option<PathBuf>,
+
+    /// Mount HOST at TARGET (default: the same path); append :ro for read-only. Repeatable
+    #[arg(short = 'v', long = "volume", value_name = "HOST[:TARGET][:ro]")]
+    pub volumes: Vec<String>,
+
+    /// Mount DIR (created if missing) at /persist
+    #[arg(short = 'p', long, value_name = "DIR")]
+    pub persist: Option<PathBuf>,
+
+    /// Host directory used as HOME (/home/sandbox) [default: one per configuration, under the cache]
+    #[arg(long, value_name = "DIR")]
+    pub home: Option<PathBuf>,
+
+    /// Give the container network access (default: no network at all)
+    #[arg(long)]
+    pub allow_net: bool,
+
+    /// Keep a warm container per configuration for later calls (the default)
+    #[arg(long, overrides_with = "no_keep_warm")]
+    pub keep_warm: bool,
+
+    /// Run a one-shot container removed after the command
+    #[arg(long, overrides_with = "keep_warm")]
+    pub no_keep_warm: bool,
+
+    /// Idle seconds before a warm container is removed [default: 900]
+    #[arg(long, value_name = "N", conflicts_with = "warm_ttl")]
+    pub warm_ttl_seconds: Option<u64>,
+
+    /// Idle time before a warm container is removed, e.g. 15m, 1h30m [default: 15m]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub warm_ttl: Option<Duration>,
+
+    /// Nix file with extra packages: a list, { packages = [...]; }, or a function of { pkgs, callPackage }
+    #[arg(long, value_name = "FILE")]
+    pub nix_packages_file: Option<PathBuf>,
+
+    /// Use this flake's `containerImage` output instead of the built-in flake
+    #[arg(long, value_name = "REF")]
+    pub flake: Option<String>,
+
+    /// Override the built-in flake's nixpkgs input (e.g. `nixpkgs` for your registry entry)
+    #[arg(long, value_name = "REF")]
+    pub nixpkgs: Option<String>,
+
+    /// Ignore the cached image record: evaluate, build and load again
+    #[arg(long)]
+    pub rebuild: bool,
+
+    /// Set NAME=VALUE inside the container. Repeatable
+    #[arg(long = "env", value_name = "NAME=VALUE")]
+    pub env: Vec<String>,
+
+    /// Pass host variables matching NAME or a glob (*, ?) into the container. Repeatable
+    #[arg(long = "pass-env", value_name = "NAME_OR_GLOB")]
+    pub pass_env: Vec<String>,
+
+    /// Read NAME=VALUE lines from FILE into the container's environment. Repeatable
+    #[arg(long = "env-file", value_name = "FILE")]
+    pub env_files: Vec<PathBuf>,
+
+    /// The nix executable
+    #[arg(long, value_name = "PATH", default_value = "nix")]
+    pub nix_exe: String,
+
+    /// The podman executable
+    #[arg(long, value_name = "PATH", default_value = "podman")]
+    pub podman_exe: String,
+
+    /// Extra arguments for `nix build`, split like a shell would. Repeatable
+    #[arg(long, value_name = "ARGS", allow_hyphen_values = true)]
+    pub nix_extra: Vec<String>,
+
+    /// Extra arguments for creating the container (`podman run`), split like a shell would. Repeatable
+    #[arg(long, value_name = "ARGS", allow_hyphen_values = true)]
+    pub podman_extra: Vec<String>,
+
+    /// Say on stderr what the sandbox does (storage driver, build, container)
+    #[arg(long)]
+    pub verbose: bool,
+
+    /// The command to run and its arguments
+    #[arg(value_name = "COMMAND", required = true, num_args = 1..)]
+    pub command: Vec<String>,
+}
+
+impl Cli {
+    pub fn keep_warm(&self) -> bool {
+        !self.no_keep_warm
+    }
+
+    pub fn ttl(&self) -> Duration {
+        self.warm_ttl_seconds
+            .map(Duration::from_secs)
+            .or(self.warm_ttl)
+            .unwrap_or(DEFAULT_TTL)
+    }
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s).map_err(|e| format!("{e} (examples: 900s, 15m, 1h30m)"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("lectic-nix-sandbox").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn words_after_the_command_belong_to_it_even_if_they_look_like_options() {
+        let cli = parse(&["--allow-net", "ls", "-la", "--allow-net", "--", "-v"]).unwrap();
+        assert!(cli.allow_net);
+        assert_eq!(cli.command, ["ls", "-la", "--allow-net", "--", "-v"]);
+    }
+
+    #[test]
+    fn double_dash_ends_our_options() {
+        let cli = parse(&["--", "--help"]).unwrap();
+        assert_eq!(cli.command, ["--help"]);
+    }
+
+    #[test]
+    fn unknown_option_before_the_command_is_an_error() {
+        assert!(parse(&["--no-such-flag", "true"]).is_err());
+        assert!(parse(&["-z", "true"]).is_err());
+    }
+
+    #[test]
+    fn missing_value_and_missing_command_are_errors() {
+        assert!(parse(&["--workdir"]).is_err());
+        assert!(parse(&["--allow-net"]).is_err());
+    }
+
+    #[test]
+    fn ttl_accepts_seconds_or_humantime_and_defaults_to_15_minutes() {
+        assert_eq!(parse(&["true"]).unwrap().ttl(), DEFAULT_TTL);
+        assert_eq!(
+            parse(&["--warm-ttl-seconds", "60", "true"]).unwrap().ttl(),
+            Duration::from_secs(60)
+        );
+        assert_eq!(
+            parse(&["--warm-ttl", "1h30m", "true"]).unwrap().ttl(),
+            Duration::from_secs(5400)
+        );
+        assert!(parse(&["--warm-ttl", "soon", "true"]).is_err());
+        assert!(parse(&["--warm-ttl-seconds", "-5", "true"]).is_err());
+    }
+
+    #[test]
+    fn keep_warm_is_the_default_and_the_last_flag_wins() {
+        assert!(parse(&["true"]).unwrap().keep_warm());
+        assert!(!parse(&["--no-keep-warm", "true"]).unwrap().keep_warm());
+        assert!(
+            parse(&["--no-keep-warm", "--keep-warm", "true"])
+                .unwrap()
+                .keep_warm()
+        );
+    }
+
+    #[test]
+    fn extra_args_take_values_that_start_with_dashes() {
+        let cli = parse(&["--nix-extra", "--option cores 1", "true"]).unwrap();
+        assert_eq!(cli.nix_extra, ["--option cores 1"]);
+    }
+
+    #[test]
+    fn short_options_of_the_proof_of_concept_work() {
+        let cli = parse(&["-d", "/w", "-v", "/a:/b:ro", "-p", "/p", "echo", "hi"]).unwrap();
+        assert_eq!(cli.workdir.unwrap(), PathBuf::from("/w"));
+        assert_eq!(cli.volumes, ["/a:/b:ro"]);
+        assert_eq!(cli.persist.unwrap(), PathBuf::from("/p"));
+    }
+}

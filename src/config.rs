@@ -1,0 +1,350 @@
+//! Turns the command line and the process environment into a checked
+//! configuration: absolute paths, parsed volumes, the command's environment
+//! and where our state lives.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::cli::Cli;
+use crate::digest::Key;
+use crate::env::{self, Env};
+use crate::error::{Error, IoContext, Result};
+use crate::{fsutil, shellwords, sys};
+
+/// Where the sandbox keeps its state.
+#[derive(Debug, Clone)]
+pub struct Paths {
+    /// `$LECTIC_CACHE/nix-sandbox`: Podman's image store, image records,
+    /// warm homes, stamps, locks. Persistent.
+    pub cache: PathBuf,
+    /// `$LECTIC_TEMP/nix-sandbox-<uid>`: scratch space (Podman's TMPDIR).
+    pub temp: PathBuf,
+    /// `/tmp/lns-<uid>/<hash of cache>`: Podman's runroot and runtime dir.
+    /// Keyed by the cache dir, not LECTIC_TEMP, because Lectic gives MCP
+    /// servers no LECTIC_TEMP: one store must never get two runroots. Kept
+    /// short because Podman refuses a runroot over 50 characters.
+    pub run: PathBuf,
+}
+
+impl Paths {
+    pub fn from_env(get: impl Fn(&str) -> Option<OsString>, uid: u32) -> Result<Paths> {
+        let non_empty = |name: &str| get(name).filter(|v| !v.is_empty()).map(PathBuf::from);
+        let lectic_cache = match non_empty("LECTIC_CACHE") {
+            Some(p) => p,
+            None => match non_empty("XDG_CACHE_HOME") {
+                Some(p) => p.join("lectic"),
+                None => non_empty("HOME")
+                    .ok_or_else(|| {
+                        Error::usage(
+                            "cannot place the cache: set LECTIC_CACHE, XDG_CACHE_HOME or HOME",
+                        )
+                    })?
+                    .join(".cache/lectic"),
+            },
+        };
+        // Lectic's LECTIC_TEMP (os.tmpdir()/lectic) is shared by every user
+        // of the machine, hence the uid in our directory's name.
+        let lectic_temp = match non_empty("LECTIC_TEMP") {
+            Some(p) => p,
+            None => non_empty("XDG_RUNTIME_DIR")
+                .map(|p| p.join("lectic"))
+                .unwrap_or_else(|| {
+                    non_empty("TMPDIR")
+                        .unwrap_or_else(|| "/tmp".into())
+                        .join("lectic")
+                }),
+        };
+        let cache = absolute(&lectic_cache.join("nix-sandbox"))?;
+        let mut key = Key::new("run-dir-v1");
+        key.field("cache", cache.as_os_str().as_encoded_bytes());
+        Ok(Paths {
+            temp: absolute(&lectic_temp.join(format!("nix-sandbox-{uid}")))?,
+            run: PathBuf::from(format!("/tmp/lns-{uid}")).join(&key.hex()[..12]),
+            cache,
+        })
+    }
+
+    pub fn locks(&self) -> PathBuf {
+        self.cache.join("locks")
+    }
+}
+
+fn absolute(p: &Path) -> Result<PathBuf> {
+    std::path::absolute(p).with_path("cannot make absolute", p)
+}
+
+/// A bind mount.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Volume {
+    pub host: PathBuf,
+    pub target: PathBuf,
+    pub read_only: bool,
+}
+
+impl Volume {
+    /// Parses `HOST[:TARGET][:ro|:rw]`; HOST must exist (relative to the cwd).
+    pub fn parse(spec: &str, cwd: &Path) -> Result<Volume> {
+        let bad = |why: &str| Error::usage(format!("--volume {spec}: {why}"));
+        let parts: Vec<&str> = spec.split(':').collect();
+        let (host, target, mode) = match parts.as_slice() {
+            [h] => (*h, None, None),
+            [h, m @ ("ro" | "rw")] => (*h, None, Some(*m)),
+            [h, t] => (*h, Some(*t), None),
+            [h, t, m @ ("ro" | "rw")] => (*h, Some(*t), Some(*m)),
+            [_, _, m] => return Err(bad(&format!("unknown mode `{m}`; use ro or rw"))),
+            _ => {
+                return Err(bad(
+                    "expected HOST[:TARGET][:ro]; paths containing ':' cannot be mounted",
+                ));
+            }
+        };
+        if host.is_empty() {
+            return Err(bad("the host path is empty"));
+        }
+        let host = std::fs::canonicalize(cwd.join(host)).map_err(|e| {
+            bad(&format!(
+                "host path {host} cannot be used ({e}); create it or fix the path"
+            ))
+        })?;
+        let target = match target {
+            Some(t) if t.starts_with('/') && !t.contains(',') => PathBuf::from(t),
+            Some(t) => {
+                return Err(bad(&format!(
+                    "target `{t}` must be an absolute path without ','"
+                )));
+            }
+            None => host.clone(),
+        };
+        Ok(Volume {
+            host,
+            target,
+            read_only: mode == Some("ro"),
+        })
+    }
+
+    /// Podman's `-v` value.
+    pub fn podman_arg(&self) -> String {
+        let mut s = format!("{}:{}", self.host.display(), self.target.display());
+        if self.read_only {
+            s.push_str(":ro");
+        }
+        s
+    }
+}
+
+/// What decides the image.
+#[derive(Debug, Clone)]
+pub struct ImageSpec {
+    pub flake: Option<String>,
+    pub packages_file: Option<(PathBuf, Vec<u8>)>,
+    pub nixpkgs: Option<String>,
+    pub nix_extra: Vec<String>,
+    pub nix_exe: String,
+    pub rebuild: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub command: Vec<String>,
+    pub workdir: PathBuf,
+    pub volumes: Vec<Volume>,
+    /// `--home`, if given; otherwise a per-configuration dir (see container).
+    pub home: Option<PathBuf>,
+    pub allow_net: bool,
+    pub keep_warm: bool,
+    pub ttl: Duration,
+    pub image: ImageSpec,
+    pub podman_exe: String,
+    pub podman_extra: Vec<String>,
+    pub env: Env,
+    pub verbose: bool,
+    pub paths: Paths,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+impl Config {
+    pub fn from_cli(cli: Cli) -> Result<Config> {
+        let host_env: Vec<(String, String)> = std::env::vars_os()
+            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+            .collect();
+        let cwd = std::env::current_dir().with_path("cannot read the current directory", ".")?;
+        let uid = sys::euid();
+        Self::build(cli, &cwd, &host_env, uid, sys::egid())
+    }
+
+    pub fn build(
+        cli: Cli,
+        cwd: &Path,
+        host_env: &[(String, String)],
+        uid: u32,
+        gid: u32,
+    ) -> Result<Config> {
+        let ttl = cli.ttl();
+        let keep_warm = cli.keep_warm();
+        let lookup = |name: &str| {
+            host_env
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| OsString::from(v))
+        };
+        let paths = Paths::from_env(lookup, uid)?;
+
+        let workdir = cli.workdir.clone().unwrap_or_else(|| cwd.to_owned());
+        let workdir = std::fs::canonicalize(cwd.join(&workdir)).map_err(|e| {
+            Error::usage(format!(
+                "--workdir {}: {e}; give an existing directory",
+                workdir.display()
+            ))
+        })?;
+        if !workdir.is_dir() {
+            return Err(Error::usage(format!(
+                "--workdir {}: not a directory",
+                workdir.display()
+            )));
+        }
+
+        let mut volumes = Vec::new();
+        if let Some(persist) = &cli.persist {
+            let dir = cwd.join(persist);
+            fsutil::ensure_dir(&dir)?;
+            volumes.push(Volume::parse(&format!("{}:/persist", dir.display()), cwd)?);
+        }
+        for spec in &cli.volumes {
+            volumes.push(Volume::parse(spec, cwd)?);
+        }
+
+        let home = match &cli.home {
+            Some(h) => {
+                let h = cwd.join(h);
+                fsutil::ensure_dir(&h)?;
+                Some(std::fs::canonicalize(&h).with_path("cannot resolve --home", &h)?)
+            }
+            None => None,
+        };
+
+        let packages_file = match &cli.nix_packages_file {
+            Some(p) => {
+                if cli.flake.is_some() {
+                    return Err(Error::usage(
+                        "--nix-packages-file works with the built-in flake only; add the packages to your --flake instead",
+                    ));
+                }
+                let path = cwd.join(p);
+                let bytes = std::fs::read(&path).map_err(|e| {
+                    Error::usage(format!(
+                        "--nix-packages-file {}: {e}; give a readable .nix file",
+                        p.display()
+                    ))
+                })?;
+                Some((path, bytes))
+            }
+            None => None,
+        };
+
+        let split_all = |items: &[String]| -> Result<Vec<String>> {
+            let mut out = Vec::new();
+            for s in items {
+                out.extend(shellwords::split(s)?);
+            }
+            Ok(out)
+        };
+
+        let env = env::collect(host_env, &cli.pass_env, &cli.env, &cli.env_files)?;
+
+        Ok(Config {
+            image: ImageSpec {
+                flake: cli.flake.clone(),
+                packages_file,
+                nixpkgs: cli.nixpkgs.clone(),
+                nix_extra: split_all(&cli.nix_extra)?,
+                nix_exe: cli.nix_exe.clone(),
+                rebuild: cli.rebuild,
+            },
+            podman_extra: split_all(&cli.podman_extra)?,
+            podman_exe: cli.podman_exe,
+            command: cli.command,
+            workdir,
+            volumes,
+            home,
+            allow_net: cli.allow_net,
+            keep_warm,
+            ttl,
+            env,
+            verbose: cli.verbose,
+            paths,
+            uid,
+            gid,
+        })
+    }
+
+    pub fn rootless(&self) -> bool {
+        self.uid != 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<OsString> {
+        let pairs: Vec<(String, String)> = pairs
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect();
+        move |n| pairs.iter().find(|(k, _)| k == n).map(|(_, v)| v.into())
+    }
+
+    #[test]
+    fn paths_follow_lectic_variables_and_keep_the_runroot_short() {
+        let long = "/tmp/a-very-long-temporary-directory-name-that-goes-on-and-on";
+        let p = Paths::from_env(
+            env_of(&[("LECTIC_CACHE", "/c"), ("LECTIC_TEMP", long)]),
+            4_294_967_294,
+        )
+        .unwrap();
+        assert_eq!(p.cache, PathBuf::from("/c/nix-sandbox"));
+        assert_eq!(p.temp, PathBuf::from(long).join("nix-sandbox-4294967294"));
+        assert!(p.run.join("runroot").as_os_str().len() <= 50, "{:?}", p.run);
+    }
+
+    #[test]
+    fn run_dir_depends_on_the_cache_only() {
+        let a =
+            Paths::from_env(env_of(&[("LECTIC_CACHE", "/c"), ("LECTIC_TEMP", "/t1")]), 1).unwrap();
+        let b = Paths::from_env(env_of(&[("LECTIC_CACHE", "/c"), ("TMPDIR", "/t2")]), 1).unwrap();
+        let c = Paths::from_env(env_of(&[("LECTIC_CACHE", "/other")]), 1).unwrap();
+        assert_eq!(a.run, b.run);
+        assert_ne!(a.run, c.run);
+    }
+
+    #[test]
+    fn cache_falls_back_to_xdg_then_home() {
+        let p = Paths::from_env(env_of(&[("XDG_CACHE_HOME", "/x"), ("HOME", "/h")]), 1).unwrap();
+        assert_eq!(p.cache, PathBuf::from("/x/lectic/nix-sandbox"));
+        let p = Paths::from_env(env_of(&[("HOME", "/h")]), 1).unwrap();
+        assert_eq!(p.cache, PathBuf::from("/h/.cache/lectic/nix-sandbox"));
+        assert_eq!(p.temp, PathBuf::from("/tmp/lectic/nix-sandbox-1"));
+        assert!(Paths::from_env(env_of(&[]), 1).is_err());
+    }
+
+    #[test]
+    fn volume_forms() {
+        let cwd = std::env::temp_dir();
+        let t = std::fs::canonicalize(&cwd).unwrap();
+        let v = Volume::parse(cwd.to_str().unwrap(), &cwd).unwrap();
+        assert_eq!(
+            (v.host.clone(), v.target.clone(), v.read_only),
+            (t.clone(), t.clone(), false)
+        );
+        let v = Volume::parse(&format!("{}:ro", cwd.display()), &cwd).unwrap();
+        assert!(v.read_only && v.target == t);
+        let v = Volume::parse(&format!("{}:/data:ro", cwd.display()), &cwd).unwrap();
+        assert_eq!(v.podman_arg(), format!("{}:/data:ro", t.display()));
+        assert!(Volume::parse(&format!("{}:relative", cwd.display()), &cwd).is_err());
+        assert!(Volume::parse(&format!("{}:/d:rx", cwd.display()), &cwd).is_err());
+        assert!(Volume::parse("/no/such/dir/anywhere", &cwd).is_err());
+        assert!(Volume::parse("a:b:c:d", &cwd).is_err());
+    }
+}

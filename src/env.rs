@@ -1,0 +1,194 @@
+//! The command's environment. Lectic's own environment holds the user's API
+//! keys, so nothing of the host passes unless named: the defaults below, then
+//! `--pass-env`, `--env` and `--env-file` in that order (later wins).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, IoContext, Result};
+
+/// Host variables every call passes (names or globs).
+pub const DEFAULT_PASS: &[&str] = &["LECTIC_*", "TERM", "LANG", "LC_*", "TZ", "NO_COLOR"];
+
+pub type Env = BTreeMap<String, String>;
+
+pub fn collect(
+    host: &[(String, String)],
+    pass: &[String],
+    sets: &[String],
+    files: &[PathBuf],
+) -> Result<Env> {
+    let mut env = Env::new();
+    let patterns = DEFAULT_PASS
+        .iter()
+        .copied()
+        .chain(pass.iter().map(String::as_str));
+    for pattern in patterns {
+        for (name, value) in host {
+            if glob_match(pattern, name) {
+                env.insert(name.clone(), value.clone());
+            }
+        }
+    }
+    for set in sets {
+        let (name, value) = set.split_once('=').ok_or_else(|| {
+            Error::usage(format!(
+                "--env {set}: expected NAME=VALUE; to pass the host's value use --pass-env {set}"
+            ))
+        })?;
+        check_name(name).map_err(|why| Error::usage(format!("--env {set}: {why}")))?;
+        env.insert(name.to_owned(), value.to_owned());
+    }
+    for file in files {
+        env.extend(read_env_file(file)?);
+    }
+    Ok(env)
+}
+
+/// Parses `NAME=VALUE` lines; blank lines and `#` comments are skipped, an
+/// `export ` prefix is allowed and one pair of surrounding quotes is removed.
+/// A malformed line is an error naming file and line, never skipped.
+pub fn read_env_file(path: &Path) -> Result<Vec<(String, String)>> {
+    let text = std::fs::read_to_string(path).with_path("cannot read --env-file", path)?;
+    parse_env_file(&text)
+        .map_err(|(line, why)| Error::usage(format!("--env-file {}:{line}: {why}", path.display())))
+}
+
+fn parse_env_file(text: &str) -> std::result::Result<Vec<(String, String)>, (usize, String)> {
+    let mut out = Vec::new();
+    for (i, raw) in text.lines().enumerate() {
+        let line = raw.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let line = line.strip_prefix("export ").unwrap_or(line).trim_start();
+        let Some((name, value)) = line.split_once('=') else {
+            return Err((i + 1, "expected NAME=VALUE".into()));
+        };
+        check_name(name).map_err(|why| (i + 1, why))?;
+        out.push((name.to_owned(), unquote(value).to_owned()));
+    }
+    Ok(out)
+}
+
+fn unquote(v: &str) -> &str {
+    for q in ['"', '\''] {
+        if v.len() >= 2 && v.starts_with(q) && v.ends_with(q) {
+            return &v[1..v.len() - 1];
+        }
+    }
+    v
+}
+
+fn check_name(name: &str) -> std::result::Result<(), String> {
+    let mut chars = name.chars();
+    let ok = matches!(chars.next(), Some(c) if c == '_' || c.is_ascii_alphabetic())
+        && chars.all(|c| c == '_' || c.is_ascii_alphanumeric());
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{name}` is not a valid variable name (letters, digits, _; not starting with a digit)"
+        ))
+    }
+}
+
+/// `*` matches any run of characters, `?` one character; nothing else is special.
+pub fn glob_match(pattern: &str, name: &str) -> bool {
+    let (p, n): (Vec<char>, Vec<char>) = (pattern.chars().collect(), name.chars().collect());
+    let (mut pi, mut ni) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while ni < n.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == n[ni]) {
+            pi += 1;
+            ni += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some((pi, ni));
+            pi += 1;
+        } else if let Some((sp, sn)) = star {
+            pi = sp + 1;
+            ni = sn + 1;
+            star = Some((sp, sn + 1));
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|&c| c == '*')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn host() -> Vec<(String, String)> {
+        [
+            ("LECTIC_DATA", "/d"),
+            ("OPENAI_API_KEY", "secret"),
+            ("TERM", "xterm"),
+            ("LC_ALL", "C"),
+            ("QUERY", "from-host"),
+            ("PATH", "/usr/bin"),
+        ]
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect()
+    }
+
+    #[test]
+    fn only_default_names_pass_from_the_host() {
+        let env = collect(&host(), &[], &[], &[]).unwrap();
+        let names: Vec<_> = env.keys().map(String::as_str).collect();
+        assert_eq!(names, ["LC_ALL", "LECTIC_DATA", "TERM"]);
+    }
+
+    #[test]
+    fn pass_env_then_env_then_env_file_later_wins() {
+        let dir = std::env::temp_dir().join(format!("lns-env-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("vars");
+        std::fs::write(
+            &file,
+            "# c\n\nexport FROM_FILE='x y'\nQUERY=\"from-file\"\n",
+        )
+        .unwrap();
+        let env = collect(
+            &host(),
+            &["QUER?".into(), "OPENAI_*".into()],
+            &["QUERY=from-flag".into(), "EMPTY=".into()],
+            &[file],
+        )
+        .unwrap();
+        assert_eq!(env["QUERY"], "from-file");
+        assert_eq!(env["OPENAI_API_KEY"], "secret");
+        assert_eq!(env["FROM_FILE"], "x y");
+        assert_eq!(env["EMPTY"], "");
+        let env = collect(&host(), &["QUERY".into()], &["QUERY=from-flag".into()], &[]).unwrap();
+        assert_eq!(env["QUERY"], "from-flag");
+    }
+
+    #[test]
+    fn malformed_env_file_line_is_reported_with_its_number() {
+        let e = parse_env_file("A=1\n\nnot a pair\n").unwrap_err();
+        assert_eq!(e.0, 3);
+        let e = parse_env_file("1BAD=x").unwrap_err();
+        assert_eq!(e.0, 1);
+        assert!(e.1.contains("not a valid variable name"));
+    }
+
+    #[test]
+    fn env_flag_without_value_points_to_pass_env() {
+        let e = collect(&host(), &[], &["QUERY".into()], &[]).unwrap_err();
+        assert!(e.to_string().contains("--pass-env QUERY"), "{e}");
+    }
+
+    #[test]
+    fn glob_matching() {
+        assert!(glob_match("LC_*", "LC_ALL"));
+        assert!(glob_match("*", "ANY"));
+        assert!(glob_match("A*B*C", "AxxBxxC"));
+        assert!(glob_match("A?C", "ABC"));
+        assert!(!glob_match("A?C", "AC"));
+        assert!(!glob_match("LC_*", "XLC_ALL"));
+        assert!(!glob_match("TERM", "TERMINAL"));
+    }
+}

@@ -1,0 +1,109 @@
+//! Typed errors. Library code returns these; only `main` turns them into a
+//! message on stderr and exit status 125 (the sandbox's own failure, as
+//! Podman does).
+
+use std::fmt;
+use std::io;
+use std::path::PathBuf;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug)]
+pub enum Error {
+    /// Bad input on the command line or in a file the user named.
+    Usage(String),
+    /// A file or directory operation failed.
+    Io {
+        context: String,
+        path: PathBuf,
+        source: io::Error,
+    },
+    /// A program we run (nix, podman) could not be started.
+    Spawn { program: String, source: io::Error },
+    /// `nix build` failed; `log` holds the tail of its stderr.
+    Nix { message: String, log: String },
+    /// A Podman step failed; `log` holds what Podman said.
+    Podman { message: String, log: String },
+    /// A lock was not released within its bound.
+    LockTimeout { what: String, path: PathBuf },
+    /// The recorded image is gone from Podman's store (handled by reloading).
+    ImageMissing(String),
+    /// A private directory is owned by someone else or has loose permissions.
+    Untrusted { path: PathBuf, why: String },
+}
+
+impl Error {
+    pub fn io(context: impl Into<String>, path: impl Into<PathBuf>, source: io::Error) -> Self {
+        Error::Io {
+            context: context.into(),
+            path: path.into(),
+            source,
+        }
+    }
+
+    pub fn usage(message: impl Into<String>) -> Self {
+        Error::Usage(message.into())
+    }
+}
+
+/// Adds a context and a path to an `io::Result`.
+pub trait IoContext<T> {
+    fn with_path(self, context: &str, path: impl Into<PathBuf>) -> Result<T>;
+}
+
+impl<T> IoContext<T> for io::Result<T> {
+    fn with_path(self, context: &str, path: impl Into<PathBuf>) -> Result<T> {
+        self.map_err(|e| Error::io(context, path, e))
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Usage(m) => f.write_str(m),
+            Error::Io {
+                context,
+                path,
+                source,
+            } => write!(f, "{context} {}: {source}", path.display()),
+            Error::Spawn { program, source } if source.kind() == io::ErrorKind::NotFound => write!(
+                f,
+                "cannot run `{program}`: not found; install it or name it with the matching --*-exe option"
+            ),
+            Error::Spawn { program, source } => write!(f, "cannot run `{program}`: {source}"),
+            Error::Nix { message, log } => write_with_log(f, message, log),
+            Error::Podman { message, log } => write_with_log(f, message, log),
+            Error::LockTimeout { what, path } => write!(
+                f,
+                "gave up waiting for the lock on {what} ({}); another lectic-nix-sandbox holds it. If none is running, remove that file",
+                path.display()
+            ),
+            Error::ImageMissing(image) => write!(f, "image {image} is missing from the store"),
+            Error::Untrusted { path, why } => write!(
+                f,
+                "refusing to use {}: {why}; remove it or point LECTIC_CACHE/LECTIC_TEMP elsewhere",
+                path.display()
+            ),
+        }
+    }
+}
+
+fn write_with_log(f: &mut fmt::Formatter<'_>, message: &str, log: &str) -> fmt::Result {
+    f.write_str(message)?;
+    let log = log.trim_end();
+    if !log.is_empty() {
+        for line in log.lines() {
+            write!(f, "\n  {line}")?;
+        }
+    }
+    Ok(())
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Io { source, .. } | Error::Spawn { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}

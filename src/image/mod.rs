@@ -1,0 +1,78 @@
+//! The image: flake → `nix build` → `podman load` → record. Only a call
+//! whose record is missing (or `--rebuild`) starts nix; the build and load
+//! of one record happen under its lock, so parallel cold calls build once.
+
+pub mod flake;
+pub mod load;
+pub mod nix;
+pub mod record;
+
+use std::io::IsTerminal;
+use std::path::Path;
+use std::time::Duration;
+
+use crate::config::Config;
+use crate::error::Result;
+use crate::store::Podman;
+use crate::{lock, verbose};
+
+use record::Record;
+
+/// A cold build of a large image can take long; waiters wait that long.
+const BUILD_LOCK_LIMIT: Duration = Duration::from_secs(3600);
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Want {
+    /// The record's image, without asking podman (the warm path).
+    Recorded,
+    /// An image podman really has: reload or rebuild if it lost it.
+    Present,
+}
+
+/// Returns the image reference for `cfg`.
+pub fn ensure(cfg: &Config, podman: &Podman, want: Want) -> Result<String> {
+    let key = record::key(&cfg.image);
+    let rec_path = record::path(&cfg.paths.cache, &key);
+    if !cfg.image.rebuild
+        && want == Want::Recorded
+        && let Some(r) = record::read(&rec_path)
+    {
+        return Ok(r.image);
+    }
+    let _guard = lock::acquire(
+        &cfg.paths.locks().join(format!("image-{}.lock", &key[..16])),
+        lock::Mode::Exclusive,
+        "the image build",
+        BUILD_LOCK_LIMIT,
+    )?;
+    // Whoever held the lock before us may have done the work.
+    if !cfg.image.rebuild
+        && let Some(r) = record::read(&rec_path)
+    {
+        if want == Want::Recorded || image_exists(podman, &r.image)? {
+            return Ok(r.image);
+        }
+        if Path::new(&r.store_path).exists() {
+            verbose!("image {} is gone from the store; loading it again", r.image);
+            return finish(cfg, podman, &rec_path, r.store_path);
+        }
+    }
+    if std::io::stderr().is_terminal() {
+        eprintln!("lectic-nix-sandbox: building the sandbox image (only when its inputs change)…");
+    }
+    let installable = flake::installable(&cfg.image, &cfg.paths.cache, &key)?;
+    let store_path = nix::build(&cfg.image, &installable)?;
+    verbose!("built {store_path}");
+    finish(cfg, podman, &rec_path, store_path)
+}
+
+fn finish(cfg: &Config, podman: &Podman, rec_path: &Path, store_path: String) -> Result<String> {
+    let image = load::load(podman, &store_path)?;
+    let record = Record { store_path, image };
+    record::write(rec_path, &record, &cfg.image)?;
+    Ok(record.image)
+}
+
+pub fn image_exists(podman: &Podman, image: &str) -> Result<bool> {
+    Ok(podman.output(["image", "exists", image])?.status.success())
+}

@@ -1,0 +1,153 @@
+//! `nix build` of the image. Works with Nix 2.8 (Debian) and current Nix:
+//! flags both know, and the store path parsed from `--json`.
+
+use std::io::{IsTerminal, Read};
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use serde_json::Value;
+
+use crate::config::ImageSpec;
+use crate::error::{Error, Result};
+use crate::verbose;
+
+use super::flake::EXTRA_PACKAGES;
+
+/// Builds `installable` and returns its output path.
+pub fn build(spec: &ImageSpec, installable: &str) -> Result<String> {
+    let mut cmd = Command::new(&spec.nix_exe);
+    cmd.args(["--extra-experimental-features", "nix-command flakes"])
+        .args(["build", "--no-link", "--json", "--no-write-lock-file"]);
+    if let Some(nixpkgs) = &spec.nixpkgs {
+        cmd.args(["--override-input", "nixpkgs", nixpkgs]);
+    }
+    cmd.args(&spec.nix_extra).arg(installable);
+    verbose!("running {cmd:?}");
+
+    // Nix's progress is for a person at a terminal; under Lectic our stderr
+    // is the model's, so it is kept and shown only if the build fails.
+    let on_terminal = std::io::stderr().is_terminal();
+    cmd.stdin(Stdio::null()).stdout(Stdio::piped());
+    cmd.stderr(if on_terminal {
+        Stdio::inherit()
+    } else {
+        Stdio::piped()
+    });
+    let mut child = cmd.spawn().map_err(|source| Error::Spawn {
+        program: spec.nix_exe.clone(),
+        source,
+    })?;
+    // Drain stderr on a thread so neither pipe can fill up and stall nix.
+    let stderr = child.stderr.take().map(|mut s| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            let _ = s.read_to_end(&mut buf);
+            buf
+        })
+    });
+    let mut stdout = Vec::new();
+    if let Some(mut s) = child.stdout.take() {
+        let _ = s.read_to_end(&mut stdout);
+    }
+    let status = child.wait().map_err(|source| Error::Spawn {
+        program: spec.nix_exe.clone(),
+        source,
+    })?;
+    let log = stderr
+        .and_then(|t| t.join().ok())
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default();
+    if !status.success() {
+        return Err(build_error(spec, installable, &log));
+    }
+    parse_out_path(&stdout).ok_or_else(|| Error::Nix {
+        message: format!(
+            "`nix build {installable}` printed no output path; is `containerImage` a package?"
+        ),
+        log: String::from_utf8_lossy(&stdout).into_owned(),
+    })
+}
+
+/// The first output path in `nix build --json` output.
+fn parse_out_path(json: &[u8]) -> Option<String> {
+    let v: Value = serde_json::from_slice(json).ok()?;
+    let outputs = v.as_array()?.first()?.get("outputs")?.as_object()?;
+    let path = outputs.get("out").or_else(|| outputs.values().next())?;
+    Some(path.as_str()?.to_owned())
+}
+
+fn build_error(spec: &ImageSpec, installable: &str, log: &str) -> Error {
+    let tail = tail_lines(log, 25);
+    if let Some((file, _)) = &spec.packages_file {
+        // Our packages-file loader's own messages: one line, naming the file.
+        if let Some(msg) = log
+            .lines()
+            .find_map(|l| l.split("lectic-nix-sandbox: ").nth(1))
+        {
+            return Error::usage(format!(
+                "--nix-packages-file {}: {}",
+                file.display(),
+                msg.trim()
+            ));
+        }
+        if log.contains(EXTRA_PACKAGES) {
+            return Error::Nix {
+                message: format!(
+                    "--nix-packages-file {}: does not evaluate (see below; it is read as a copy, so it may not import relative paths)",
+                    file.display()
+                ),
+                log: rename_copy(&tail, file),
+            };
+        }
+    }
+    Error::Nix {
+        message: format!("building the image with `nix build {installable}` failed"),
+        log: tail,
+    }
+}
+
+/// Shows the user's packages file where Nix names our copy of it.
+fn rename_copy(log: &str, file: &Path) -> String {
+    log.lines()
+        .map(|line| match line.find(EXTRA_PACKAGES) {
+            Some(end) => {
+                let start = line[..end].rfind(['\'', ' ', '«']).map_or(0, |i| i + 1);
+                format!(
+                    "{}{}{}",
+                    &line[..start],
+                    file.display(),
+                    &line[end + EXTRA_PACKAGES.len()..]
+                )
+            }
+            None => line.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn tail_lines(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn out_path_from_old_and_new_nix_json() {
+        let v28 = br#"[{"drvPath":"/nix/store/a.drv","outputs":{"out":"/nix/store/b-img"}}]"#;
+        assert_eq!(parse_out_path(v28).as_deref(), Some("/nix/store/b-img"));
+        let newer = br#"[{"drvPath":"/nix/store/a.drv","outputs":{"out":"/nix/store/c"},"startTime":1,"stopTime":2}]"#;
+        assert_eq!(parse_out_path(newer).as_deref(), Some("/nix/store/c"));
+        assert_eq!(parse_out_path(b"[]"), None);
+        assert_eq!(parse_out_path(b"garbage"), None);
+    }
+
+    #[test]
+    fn nix_errors_about_the_copy_name_the_users_file() {
+        let log = "error: syntax error, unexpected ']'\n       at /nix/store/abc-source/nix/extra-packages.nix:3:1:";
+        let shown = rename_copy(log, Path::new("/home/u/pkgs.nix"));
+        assert!(shown.contains("at /home/u/pkgs.nix:3:1:"), "{shown}");
+    }
+}

@@ -1,0 +1,130 @@
+//! Image records: `images/<key>.json` maps the hash of every input that
+//! decides the image to the built store path and the loaded image. A warm
+//! call reads its record and starts no `nix` process at all.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::{Value, json};
+
+use crate::config::ImageSpec;
+use crate::digest::Key;
+use crate::error::Result;
+use crate::fsutil;
+
+use super::flake;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    pub store_path: String,
+    pub image: String,
+}
+
+/// The Nix system string of this machine.
+pub fn system() -> String {
+    format!("{}-linux", std::env::consts::ARCH)
+}
+
+/// The hash of everything that decides the image.
+pub fn key(spec: &ImageSpec) -> String {
+    let mut key = Key::new("image-v1");
+    flake::add_to_key(spec, &mut key);
+    key.field("nixpkgs", spec.nixpkgs.as_deref().unwrap_or("").as_bytes());
+    for arg in &spec.nix_extra {
+        key.field("nix-extra", arg.as_bytes());
+    }
+    key.field("system", system().as_bytes());
+    key.hex()
+}
+
+pub fn path(cache: &Path, key: &str) -> PathBuf {
+    cache.join("images").join(format!("{key}.json"))
+}
+
+/// Reads a record; a missing or unreadable one is simply absent.
+pub fn read(path: &Path) -> Option<Record> {
+    let v: Value = serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
+    Some(Record {
+        store_path: v.get("store_path")?.as_str()?.to_owned(),
+        image: v.get("image")?.as_str()?.to_owned(),
+    })
+}
+
+pub fn write(path: &Path, record: &Record, spec: &ImageSpec) -> Result<()> {
+    let v = json!({
+        "store_path": record.store_path,
+        "image": record.image,
+        "flake": spec.flake,
+        "packages_file": spec.packages_file.as_ref().map(|(p, _)| p.display().to_string()),
+        "nixpkgs": spec.nixpkgs,
+        "nix_extra": spec.nix_extra,
+        "system": system(),
+    });
+    fsutil::write_atomic(
+        path,
+        serde_json::to_string_pretty(&v)
+            .unwrap_or_default()
+            .as_bytes(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec() -> ImageSpec {
+        ImageSpec {
+            flake: None,
+            packages_file: None,
+            nixpkgs: None,
+            nix_extra: vec![],
+            nix_exe: "nix".into(),
+            rebuild: false,
+        }
+    }
+
+    #[test]
+    fn key_changes_with_every_input_that_decides_the_image() {
+        let base = key(&spec());
+        let mut s = spec();
+        s.packages_file = Some(("/p.nix".into(), b"[ pkgs.hello ]".to_vec()));
+        let with_pkgs = key(&s);
+        s.packages_file = Some(("/other/p.nix".into(), b"[ pkgs.hello ]".to_vec()));
+        assert_eq!(
+            key(&s),
+            with_pkgs,
+            "the file's content counts, not its path"
+        );
+        s.packages_file = Some(("/p.nix".into(), b"[ pkgs.jq ]".to_vec()));
+        assert_ne!(key(&s), with_pkgs);
+        let mut s = spec();
+        s.nixpkgs = Some("nixpkgs".into());
+        assert_ne!(key(&s), base);
+        let mut s = spec();
+        s.nix_extra = vec!["--option".into(), "cores".into(), "1".into()];
+        assert_ne!(key(&s), base);
+        let mut s = spec();
+        s.flake = Some("github:o/r".into());
+        assert_ne!(key(&s), base);
+        let mut s = spec();
+        s.nix_exe = "/other/nix".into();
+        assert_eq!(
+            key(&s),
+            base,
+            "which nix builds it does not change the image"
+        );
+    }
+
+    #[test]
+    fn record_round_trips_and_garbage_reads_as_absent() {
+        let dir = std::env::temp_dir().join(format!("lns-rec-{}", std::process::id()));
+        let p = path(&dir, "k");
+        let r = Record {
+            store_path: "/nix/store/x".into(),
+            image: "localhost/i:t".into(),
+        };
+        write(&p, &r, &spec()).unwrap();
+        assert_eq!(read(&p), Some(r));
+        std::fs::write(&p, b"{ not json").unwrap();
+        assert_eq!(read(&p), None);
+    }
+}

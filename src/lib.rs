@@ -1,0 +1,71 @@
+//! lectic-nix-sandbox: runs a command in a Nix-built, rootless Podman
+//! container. The modules follow the data path:
+//! cli → config (+ env) → image (flake, nix build, load, record) →
+//! store (our Podman) → container (warm lifecycle, prune) → exec.
+
+pub mod cli;
+pub mod config;
+pub mod container;
+pub mod digest;
+pub mod env;
+pub mod error;
+pub mod exec;
+pub mod fsutil;
+pub mod image;
+pub mod lock;
+pub mod shellwords;
+pub mod store;
+pub mod sys;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use config::Config;
+use error::{Error, Result};
+use image::Want;
+use store::Podman;
+
+static VERBOSE: AtomicBool = AtomicBool::new(false);
+
+pub fn set_verbose(on: bool) {
+    VERBOSE.store(on, Ordering::Relaxed);
+}
+
+pub fn is_verbose() -> bool {
+    VERBOSE.load(Ordering::Relaxed)
+}
+
+/// Says what the sandbox does, on stderr, with --verbose only.
+#[macro_export]
+macro_rules! verbose {
+    ($($arg:tt)*) => {
+        if $crate::is_verbose() {
+            eprintln!("lectic-nix-sandbox: {}", format_args!($($arg)*));
+        }
+    };
+}
+
+/// Runs one call; returns the exit status to exit with.
+pub async fn run(cfg: Config) -> Result<i32> {
+    let podman = Podman::open(&cfg)?;
+    if !cfg.keep_warm {
+        let image = image::ensure(&cfg, &podman, Want::Present)?;
+        let spec = container::Spec::new(&cfg, &image)?;
+        return exec::run_once(&cfg, &podman, &spec).await;
+    }
+    let image = image::ensure(&cfg, &podman, Want::Recorded)?;
+    let warm = match container::ensure_warm(&cfg, &podman, &container::Spec::new(&cfg, &image)?) {
+        Err(Error::ImageMissing(_)) => {
+            let image = image::ensure(&cfg, &podman, Want::Present)?;
+            container::ensure_warm(&cfg, &podman, &container::Spec::new(&cfg, &image)?)?
+        }
+        other => other?,
+    };
+    let code = exec::run_warm(&cfg, &podman, &warm.name).await;
+    warm.touch();
+    let name = warm.name.clone();
+    drop(warm);
+    if let Err(e) = container::prune_expired(&cfg, &podman, &name) {
+        verbose!("pruning idle containers failed: {e}");
+    }
+    code
+}

@@ -1,0 +1,124 @@
+//! Every advisory file lock of the program lives here (as in cargo's
+//! util/flock.rs), so the locking discipline can be read in one place.
+//!
+//! Locks are `flock`-style locks on files under the cache dir: the kernel
+//! drops them when the holder dies, so a killed call never leaves a stale
+//! lock behind. Waiting is bounded; the error names the lock file.
+
+use std::fs::{File, OpenOptions, TryLockError};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, IoContext, Result};
+
+/// A held lock; released on drop.
+#[derive(Debug)]
+pub struct Lock {
+    _file: File,
+    path: PathBuf,
+}
+
+impl Lock {
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Mode {
+    Shared,
+    Exclusive,
+}
+
+fn open(path: &Path) -> Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .with_path("cannot open lock file", path)
+}
+
+fn try_take(file: &File, mode: Mode) -> std::result::Result<bool, std::io::Error> {
+    let r = match mode {
+        Mode::Shared => file.try_lock_shared(),
+        Mode::Exclusive => file.try_lock(),
+    };
+    match r {
+        Ok(()) => Ok(true),
+        Err(TryLockError::WouldBlock) => Ok(false),
+        Err(TryLockError::Error(e)) => Err(e),
+    }
+}
+
+/// Takes the lock, waiting at most `limit`. `what` names the lock in errors.
+pub fn acquire(path: &Path, mode: Mode, what: &str, limit: Duration) -> Result<Lock> {
+    let file = open(path)?;
+    let start = Instant::now();
+    let mut pause = Duration::from_millis(2);
+    loop {
+        if try_take(&file, mode).with_path("cannot lock", path)? {
+            return Ok(Lock {
+                _file: file,
+                path: path.to_owned(),
+            });
+        }
+        if start.elapsed() >= limit {
+            return Err(Error::LockTimeout {
+                what: what.to_owned(),
+                path: path.to_owned(),
+            });
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(100));
+    }
+}
+
+/// Takes the lock only if nobody holds it.
+pub fn try_acquire(path: &Path, mode: Mode) -> Result<Option<Lock>> {
+    let file = open(path)?;
+    Ok(try_take(&file, mode)
+        .with_path("cannot lock", path)?
+        .then(|| Lock {
+            _file: file,
+            path: path.to_owned(),
+        }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp_lock(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("lns-lock-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir.join(name)
+    }
+
+    #[test]
+    fn exclusive_excludes_and_releases_on_drop() {
+        let p = temp_lock("a");
+        let held = acquire(&p, Mode::Exclusive, "test", Duration::from_secs(1)).unwrap();
+        assert!(try_acquire(&p, Mode::Shared).unwrap().is_none());
+        assert!(try_acquire(&p, Mode::Exclusive).unwrap().is_none());
+        drop(held);
+        assert!(try_acquire(&p, Mode::Exclusive).unwrap().is_some());
+    }
+
+    #[test]
+    fn shared_locks_coexist_but_block_exclusive() {
+        let p = temp_lock("b");
+        let _a = acquire(&p, Mode::Shared, "test", Duration::from_secs(1)).unwrap();
+        let _b = acquire(&p, Mode::Shared, "test", Duration::from_secs(1)).unwrap();
+        assert!(try_acquire(&p, Mode::Exclusive).unwrap().is_none());
+    }
+
+    #[test]
+    fn waiting_is_bounded_and_names_the_lock() {
+        let p = temp_lock("c");
+        let _held = acquire(&p, Mode::Exclusive, "test", Duration::from_secs(1)).unwrap();
+        let e = acquire(&p, Mode::Exclusive, "the image", Duration::from_millis(50)).unwrap_err();
+        assert!(e.to_string().contains("the image"), "{e}");
+    }
+}

@@ -1,0 +1,285 @@
+//! Our own Podman store: image and container storage under the cache dir,
+//! run state in a short private dir, our own storage.conf, registries.conf
+//! and policy.json. The machine's and the user's containers.conf still
+//! apply (that is how users and tests layer settings such as the runtime).
+//!
+//! The store's paths go on every podman command line (`--root`, `--runroot`,
+//! `--storage-driver`): rootless Podman 4.3 ignores the graphroot and
+//! runroot of CONTAINERS_STORAGE_CONF and would use the user's own store.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::{fsutil, lock, verbose};
+
+/// A handle for running podman against our store.
+#[derive(Debug, Clone)]
+pub struct Podman {
+    exe: String,
+    global: Vec<OsString>,
+    env: Vec<(OsString, OsString)>,
+    pub driver: String,
+    pub rootless: bool,
+    /// Our policy.json, for `podman load --signature-policy`.
+    pub policy: PathBuf,
+}
+
+const POLICY: &str = r#"{"default":[{"type":"insecureAcceptAnything"}]}"#;
+// We never pull: images come from `podman load`.
+const REGISTRIES: &str = "unqualified-search-registries = []\n";
+
+struct Layout {
+    graphroot: PathBuf,
+    conf_dir: PathBuf,
+    runroot: PathBuf,
+    xdg: PathBuf,
+    libpod_tmp: PathBuf,
+    tmp: PathBuf,
+}
+
+impl Layout {
+    fn of(cfg: &Config) -> Layout {
+        let p = &cfg.paths;
+        Layout {
+            graphroot: p.cache.join("podman-root"),
+            conf_dir: p.cache.join("podman-conf"),
+            runroot: p.run.join("runroot"),
+            xdg: p.run.join("xdg"),
+            libpod_tmp: p.run.join("libpod-tmp"),
+            tmp: p.temp.join("tmp"),
+        }
+    }
+
+    /// Where the store is, for every podman command line.
+    fn global_args(&self) -> Vec<OsString> {
+        vec![
+            "--root".into(),
+            self.graphroot.clone().into(),
+            "--runroot".into(),
+            self.runroot.clone().into(),
+            "--tmpdir".into(),
+            self.libpod_tmp.clone().into(),
+        ]
+    }
+
+    fn run_probe(&self) -> PathBuf {
+        self.runroot.with_file_name("probe-runroot")
+    }
+
+    fn storage_conf(&self, driver: &str, graphroot: &Path) -> String {
+        format!(
+            "# Written by lectic-nix-sandbox.\n[storage]\ndriver = \"{driver}\"\ngraphroot = \"{}\"\nrunroot = \"{}\"\n",
+            graphroot.display(),
+            self.runroot.display()
+        )
+    }
+}
+
+impl Podman {
+    /// Prepares the store (once; later calls only check directories) and
+    /// returns a handle to run podman with it.
+    pub fn open(cfg: &Config) -> Result<Podman> {
+        let l = Layout::of(cfg);
+        if let Some(parent) = cfg.paths.run.parent() {
+            fsutil::ensure_private_dir(parent, cfg.uid)?;
+        }
+        for dir in [&cfg.paths.run, &l.xdg, &cfg.paths.temp] {
+            fsutil::ensure_private_dir(dir, cfg.uid)?;
+        }
+        for dir in [
+            &l.runroot,
+            &l.libpod_tmp,
+            &l.tmp,
+            &l.conf_dir,
+            &cfg.paths.locks(),
+        ] {
+            fsutil::ensure_dir(dir)?;
+        }
+        let mut podman = Podman {
+            exe: cfg.podman_exe.clone(),
+            global: l.global_args(),
+            env: base_env(&l),
+            driver: String::new(),
+            rootless: cfg.rootless(),
+            policy: l.conf_dir.join("policy.json"),
+        };
+        if !cfg.verbose {
+            // Podman's warnings (e.g. about cgroup managers) would land in
+            // the model's view of the tool result.
+            podman.global.push("--log-level=error".into());
+        }
+        let conf = l.conf_dir.join("storage.conf");
+        podman.driver = match read_driver(&conf) {
+            Some(d) => d,
+            None => {
+                let _guard = lock::acquire(
+                    &cfg.paths.locks().join("store.lock"),
+                    lock::Mode::Exclusive,
+                    "the Podman store setup",
+                    Duration::from_secs(120),
+                )?;
+                match read_driver(&conf) {
+                    Some(d) => d,
+                    None => podman.set_up(&l, &conf)?,
+                }
+            }
+        };
+        podman
+            .global
+            .extend(["--storage-driver".into(), podman.driver.clone().into()]);
+        verbose!(
+            "podman store {} (storage driver {})",
+            l.graphroot.display(),
+            podman.driver
+        );
+        Ok(podman)
+    }
+
+    fn set_up(&self, l: &Layout, conf: &Path) -> Result<String> {
+        fsutil::ensure_dir(&l.graphroot)?;
+        fsutil::write_atomic(&l.conf_dir.join("policy.json"), POLICY.as_bytes())?;
+        fsutil::write_atomic(&l.conf_dir.join("registries.conf"), REGISTRIES.as_bytes())?;
+        // Probe overlay in a scratch store: a failed attempt must not leave
+        // the real store's database bound to a driver it cannot use.
+        let probe_root = l.conf_dir.join("probe-root");
+        let probe_conf = l.conf_dir.join("storage.conf.probe");
+        fsutil::write_atomic(
+            &probe_conf,
+            l.storage_conf("overlay", &probe_root).as_bytes(),
+        )?;
+        let mut probe = Command::new(&self.exe);
+        probe
+            .env_clear()
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .env("CONTAINERS_STORAGE_CONF", &probe_conf)
+            .args(["--log-level=error", "--root"])
+            .arg(&probe_root)
+            .arg("--runroot")
+            .arg(l.run_probe())
+            .args([
+                "--storage-driver",
+                "overlay",
+                "info",
+                "--format",
+                "{{.Store.GraphDriverName}}",
+            ])
+            .stdin(Stdio::null());
+        let probe = probe.output();
+        let probe = probe.map_err(|e| self.spawn_error(e))?;
+        let driver = if probe.status.success() {
+            "overlay"
+        } else {
+            verbose!(
+                "overlay storage unavailable, using vfs: {}",
+                String::from_utf8_lossy(&probe.stderr).trim()
+            );
+            "vfs"
+        };
+        let _ = std::fs::remove_dir_all(&probe_root);
+        let _ = std::fs::remove_dir_all(l.run_probe());
+        let _ = std::fs::remove_file(&probe_conf);
+        fsutil::write_atomic(conf, l.storage_conf(driver, &l.graphroot).as_bytes())?;
+        Ok(driver.to_owned())
+    }
+
+    /// A podman command with our store, environment and global options.
+    pub fn command<I, S>(&self, args: I) -> Command
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        let mut cmd = Command::new(&self.exe);
+        cmd.env_clear().envs(self.env.iter().map(|(k, v)| (k, v)));
+        cmd.args(&self.global).args(args);
+        cmd
+    }
+
+    /// Names podman needs in its own environment; the command's variables
+    /// of the same name go through argv instead (see exec).
+    pub fn reserved_env(name: &str) -> bool {
+        matches!(
+            name,
+            "PATH" | "HOME" | "XDG_RUNTIME_DIR" | "TMPDIR" | "USER" | "LOGNAME"
+        ) || name.starts_with("CONTAINERS_")
+            || name.starts_with("XDG_CONFIG")
+    }
+
+    pub fn spawn_error(&self, source: std::io::Error) -> Error {
+        Error::Spawn {
+            program: self.exe.clone(),
+            source,
+        }
+    }
+
+    /// Runs podman with output captured.
+    pub fn output<I, S>(&self, args: I) -> Result<Output>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        self.command(args)
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| self.spawn_error(e))
+    }
+
+    /// Runs podman; on failure the error says `what` failed and what podman said.
+    pub fn check<I, S>(&self, what: &str, args: I) -> Result<String>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        let out = self.output(args)?;
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        } else {
+            Err(Error::Podman {
+                message: format!("{what} failed ({})", out.status),
+                log: String::from_utf8_lossy(&out.stderr).into_owned(),
+            })
+        }
+    }
+}
+
+fn base_env(l: &Layout) -> Vec<(OsString, OsString)> {
+    let mut env: Vec<(OsString, OsString)> = vec![
+        ("XDG_RUNTIME_DIR".into(), l.xdg.clone().into()),
+        ("TMPDIR".into(), l.tmp.clone().into()),
+        (
+            "CONTAINERS_STORAGE_CONF".into(),
+            l.conf_dir.join("storage.conf").into(),
+        ),
+        (
+            "CONTAINERS_REGISTRIES_CONF".into(),
+            l.conf_dir.join("registries.conf").into(),
+        ),
+    ];
+    // Podman finds runc, conmon, newuidmap on PATH and the user's
+    // containers.conf under HOME/XDG_CONFIG_HOME.
+    let path = std::env::var_os("PATH")
+        .unwrap_or_else(|| "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into());
+    env.push(("PATH".into(), path));
+    for name in [
+        "HOME",
+        "USER",
+        "LOGNAME",
+        "XDG_CONFIG_HOME",
+        "CONTAINERS_CONF",
+    ] {
+        if let Some(v) = std::env::var_os(name) {
+            env.push((name.into(), v));
+        }
+    }
+    env
+}
+
+fn read_driver(conf: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(conf).ok()?;
+    text.lines()
+        .find_map(|l| l.trim().strip_prefix("driver = "))
+        .map(|d| d.trim_matches('"').to_owned())
+}

@@ -1,0 +1,326 @@
+//! Test harness: runs the real binary against real Podman and real Nix
+//! (our flake.nix with nixpkgs swapped for tests/fixtures/nixpkgs), as root
+//! and, through `runuser`, as the unprivileged user `sbtest`.
+#![allow(dead_code)]
+
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+pub const ROOTLESS_USER: &str = "sbtest";
+const BASE: &str = "/tmp/lns-tests";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Rootful,
+    Rootless,
+}
+
+/// One test's world: its own workdir, and a cache either shared by every
+/// test of the mode (fast, and it exercises the locks) or private.
+pub struct Sandbox {
+    pub mode: Mode,
+    pub dir: PathBuf,
+    pub work: PathBuf,
+    pub cache: PathBuf,
+    pub temp: PathBuf,
+    pub extra_env: Vec<(String, String)>,
+}
+
+/// Copies of the binary and fixtures where `sbtest` can read them.
+struct Shared {
+    bin: PathBuf,
+    fixtures: PathBuf,
+}
+
+fn shared() -> &'static Shared {
+    static SHARED: OnceLock<Shared> = OnceLock::new();
+    SHARED.get_or_init(|| {
+        let root = PathBuf::from(BASE).join(format!("run-{}", std::process::id()));
+        std::fs::create_dir_all(&root).unwrap();
+        std::fs::set_permissions(BASE, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let bin = root.join("lectic-nix-sandbox");
+        std::fs::copy(env!("CARGO_BIN_EXE_lectic-nix-sandbox"), &bin).unwrap();
+        let fixtures = root.join("fixtures");
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+        let ok = Command::new("cp")
+            .arg("-r")
+            .arg(&src)
+            .arg(&fixtures)
+            .status()
+            .unwrap();
+        assert!(ok.success());
+        let ok = Command::new("chmod")
+            .args(["-R", "a+rX"])
+            .arg(&root)
+            .status()
+            .unwrap();
+        assert!(ok.success());
+        Shared { bin, fixtures }
+    })
+}
+
+pub fn fixture(name: &str) -> PathBuf {
+    shared().fixtures.join(name)
+}
+
+pub fn nixpkgs_ref() -> String {
+    format!("path:{}", fixture("nixpkgs").display())
+}
+
+pub fn rootless_uid() -> u32 {
+    let out = Command::new("id")
+        .args(["-u", ROOTLESS_USER])
+        .output()
+        .unwrap();
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+impl Sandbox {
+    /// A test using the mode's shared cache.
+    pub fn new(mode: Mode, test: &str) -> Sandbox {
+        let cache = PathBuf::from(BASE).join(format!("shared-{mode:?}-{}", std::process::id()));
+        Self::with_cache(mode, test, Some(cache))
+    }
+
+    /// A test with a cache of its own (for counting builds and containers).
+    pub fn private(mode: Mode, test: &str) -> Sandbox {
+        Self::with_cache(mode, test, None)
+    }
+
+    fn with_cache(mode: Mode, test: &str, cache: Option<PathBuf>) -> Sandbox {
+        shared();
+        let dir = PathBuf::from(BASE)
+            .join(format!("run-{}", std::process::id()))
+            .join(format!("{test}-{mode:?}"));
+        let _ = std::fs::remove_dir_all(&dir);
+        let work = dir.join("work");
+        std::fs::create_dir_all(&work).unwrap();
+        let cache = cache.unwrap_or_else(|| dir.join("cache"));
+        std::fs::create_dir_all(&cache).unwrap();
+        let sb = Sandbox {
+            mode,
+            temp: dir.join("temp"),
+            dir,
+            work,
+            cache,
+            extra_env: vec![],
+        };
+        sb.give_to_user(&sb.dir);
+        sb.give_to_user(&sb.cache);
+        sb
+    }
+
+    /// Makes `path` (recursively) the test user's in rootless mode.
+    pub fn give_to_user(&self, path: &Path) {
+        if self.mode == Mode::Rootless {
+            let ok = Command::new("chown")
+                .args(["-R", &format!("{ROOTLESS_USER}:{ROOTLESS_USER}")])
+                .arg(path)
+                .status()
+                .unwrap();
+            assert!(ok.success());
+        }
+    }
+
+    /// Creates a directory owned by the user the sandbox runs as.
+    pub fn mkdir(&self, rel: &str) -> PathBuf {
+        let p = self.dir.join(rel);
+        std::fs::create_dir_all(&p).unwrap();
+        self.give_to_user(&p);
+        p
+    }
+
+    /// Writes a file owned by the user the sandbox runs as.
+    pub fn write(&self, rel: &str, text: &str) -> PathBuf {
+        let p = self.dir.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, text).unwrap();
+        self.give_to_user(&p);
+        p
+    }
+
+    /// An executable wrapper that logs its arguments, then runs `real`.
+    pub fn logging_wrapper(&self, real: &str) -> (PathBuf, PathBuf) {
+        let log = self.dir.join(format!("{real}.log"));
+        let script = format!(
+            "#!/bin/sh\necho \"$*\" >> '{}'\nexec {real} \"$@\"\n",
+            log.display()
+        );
+        let path = self.write(&format!("{real}-wrapper"), &script);
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::write(&log, "").unwrap();
+        self.give_to_user(&log);
+        (path, log)
+    }
+
+    pub fn uid(&self) -> u32 {
+        match self.mode {
+            Mode::Rootful => 0,
+            Mode::Rootless => rootless_uid(),
+        }
+    }
+
+    /// The binary with the fixture nixpkgs and this test's state dirs.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut full: Vec<String> = vec!["--nixpkgs".into(), nixpkgs_ref()];
+        full.extend(args.iter().map(|s| s.to_string()));
+        self.raw_command(&full)
+    }
+
+    /// The binary with exactly `args`.
+    pub fn raw_command(&self, args: &[String]) -> Command {
+        let home = match self.mode {
+            Mode::Rootful => "/root".to_owned(),
+            Mode::Rootless => format!("/home/{ROOTLESS_USER}"),
+        };
+        let mut env: Vec<(String, String)> = vec![
+            ("HOME".into(), home),
+            (
+                "PATH".into(),
+                "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
+            ),
+            ("LECTIC_CACHE".into(), self.cache.display().to_string()),
+            ("LECTIC_TEMP".into(), self.temp.display().to_string()),
+            (
+                "NIX_CONFIG".into(),
+                "substituters =\nexperimental-features = nix-command flakes".into(),
+            ),
+        ];
+        if self.mode == Mode::Rootless {
+            env.push(("USER".into(), ROOTLESS_USER.into()));
+            env.push(("NIX_REMOTE".into(), "daemon".into()));
+        }
+        env.extend(self.extra_env.iter().cloned());
+        let mut cmd = match self.mode {
+            Mode::Rootful => Command::new(&shared().bin),
+            Mode::Rootless => {
+                let mut c = Command::new("runuser");
+                c.args(["-u", ROOTLESS_USER, "--"]).arg(&shared().bin);
+                c
+            }
+        };
+        cmd.env_clear().envs(env).args(args).current_dir(&self.work);
+        cmd.stdin(Stdio::null());
+        cmd
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        run_bounded(self.command(args), None)
+    }
+
+    pub fn run_with_stdin(&self, args: &[&str], stdin: &str) -> Output {
+        run_bounded(self.command(args), Some(stdin))
+    }
+}
+
+/// Runs to completion, with a bound so a hang fails the test instead of CI.
+pub fn run_bounded(mut cmd: Command, stdin: Option<&str>) -> Output {
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    if stdin.is_some() {
+        cmd.stdin(Stdio::piped());
+    }
+    let mut child = cmd.spawn().expect("spawn lectic-nix-sandbox");
+    if let Some(input) = stdin {
+        let mut s = child.stdin.take().unwrap();
+        s.write_all(input.as_bytes()).unwrap();
+    }
+    wait_bounded(child, Duration::from_secs(300))
+}
+
+pub fn wait_bounded(child: Child, limit: Duration) -> Output {
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(limit) {
+        Ok(out) => out.unwrap(),
+        Err(_) => {
+            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+            panic!("command did not finish within {limit:?}");
+        }
+    }
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Asserts success and returns stdout.
+#[track_caller]
+pub fn ok(o: &Output) -> String {
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "stdout: {}\nstderr: {}",
+        stdout(o),
+        stderr(o)
+    );
+    stdout(o)
+}
+
+/// Host pids whose command line contains `token`.
+pub fn processes_with(token: &str) -> Vec<String> {
+    let mut found = vec![];
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.parse::<u32>().is_err() {
+            continue;
+        }
+        if let Ok(cmdline) = std::fs::read(e.path().join("cmdline")) {
+            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            if cmdline.contains(token)
+                && !cmdline.contains("lectic-nix-sandbox")
+                && !cmdline.contains("podman")
+            {
+                found.push(format!("{name}: {cmdline}"));
+            }
+        }
+    }
+    found
+}
+
+/// Polls `cond` until true or `limit` passes.
+pub fn eventually(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    cond()
+}
+
+/// Generates `<name>_rootful` and `<name>_rootless` tests from one body.
+#[macro_export]
+macro_rules! both_modes {
+    ($name:ident, |$mode:ident| $body:block) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+            fn body($mode: $crate::common::Mode) $body
+            #[test]
+            fn rootful() {
+                body($crate::common::Mode::Rootful)
+            }
+            #[test]
+            fn rootless() {
+                body($crate::common::Mode::Rootless)
+            }
+        }
+    };
+}
