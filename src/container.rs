@@ -2,10 +2,12 @@
 //! everything that shapes it, kept running between calls and removed after
 //! its idle TTL; or a one-shot container per call.
 //!
-//! Locks per warm container (see lock.rs): `<name>.create.lock` is held
-//! exclusively while a call checks, creates or starts it; `<name>.use.lock`
-//! is held shared for the whole call. Pruning takes both without waiting,
-//! so it never removes a container that is being created or used.
+//! Locks per warm container (see lock.rs): `<name>.use.lock` is held
+//! shared for the whole call; `<name>.create.lock` exclusively while a call
+//! creates or starts the container. Pruning takes both exclusively without
+//! waiting, so it never removes a container that is being created or used,
+//! and never deadlocks with a call (which may wait for create while
+//! holding use).
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
@@ -185,30 +187,44 @@ fn stamp_dir(cfg: &Config) -> PathBuf {
 }
 
 /// Makes sure the warm container for `spec` runs and marks it in use.
+///
+/// The use lock (shared) comes first and is all a call needs when the
+/// container runs, so parallel calls do not queue; only a missing or
+/// stopped container is created or started under the create lock.
 pub fn ensure_warm(cfg: &Config, podman: &Podman, spec: &Spec) -> Result<Warm> {
     let name = spec.name();
-    let creating = lock::acquire(
-        &lock_path(cfg, &name, "create"),
-        Mode::Exclusive,
+    let in_use = lock::acquire(
+        &lock_path(cfg, &name, "use"),
+        Mode::Shared,
         "the warm container",
         CREATE_LOCK_LIMIT,
     )?;
-    match state(podman, &name)? {
-        State::Running => {}
-        State::Stopped => {
-            verbose!("starting stopped container {name}");
-            if podman
-                .check("starting the container", ["start", &name])
-                .is_err()
-            {
-                remove(podman, &name)?;
-                create(podman, spec, &name)?;
+    if state(podman, &name)? != State::Running {
+        let _creating = lock::acquire(
+            &lock_path(cfg, &name, "create"),
+            Mode::Exclusive,
+            "the warm container",
+            CREATE_LOCK_LIMIT,
+        )?;
+        // Another call may have made it while we waited.
+        match state(podman, &name)? {
+            State::Running => {}
+            State::Stopped => {
+                verbose!("starting stopped container {name}");
+                if podman
+                    .check("starting the container", ["start", &name])
+                    .is_err()
+                {
+                    remove(podman, &name)?;
+                    create(podman, spec, &name)?;
+                }
             }
+            State::Missing => create(podman, spec, &name)?,
         }
-        State::Missing => create(podman, spec, &name)?,
     }
     let stamp = stamp_dir(cfg).join(format!("{name}.json"));
-    if !stamp.exists() {
+    // The last call's TTL is the one that counts.
+    if stamp_ttl(&stamp) != Some(cfg.ttl.as_secs()) {
         let info = json!({
             "name": name,
             "image": spec.image,
@@ -219,19 +235,12 @@ pub fn ensure_warm(cfg: &Config, podman: &Podman, spec: &Spec) -> Result<Warm> {
         });
         fsutil::write_atomic(&stamp, info.to_string().as_bytes())?;
     }
-    let in_use = lock::acquire(
-        &lock_path(cfg, &name, "use"),
-        Mode::Shared,
-        "the warm container",
-        CREATE_LOCK_LIMIT,
-    )?;
     let warm = Warm {
         name,
         stamp,
         _in_use: in_use,
     };
     warm.touch();
-    drop(creating);
     Ok(warm)
 }
 
@@ -300,14 +309,19 @@ fn stamp_name(path: &Path) -> Option<String> {
     name.starts_with(PREFIX).then(|| name.to_owned())
 }
 
+fn stamp_ttl(stamp: &Path) -> Option<u64> {
+    let bytes = std::fs::read(stamp).ok()?;
+    serde_json::from_slice::<serde_json::Value>(&bytes)
+        .ok()?
+        .get("ttl_seconds")?
+        .as_u64()
+}
+
 fn expired(stamp: &Path) -> bool {
     let Ok(meta) = std::fs::metadata(stamp) else {
         return false;
     };
-    let ttl = std::fs::read(stamp)
-        .ok()
-        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-        .and_then(|v| v.get("ttl_seconds")?.as_u64())
+    let ttl = stamp_ttl(stamp)
         .map(Duration::from_secs)
         .unwrap_or(crate::cli::DEFAULT_TTL);
     let idle = meta

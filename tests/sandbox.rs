@@ -494,26 +494,12 @@ fn ps_names(sb: &Sandbox) -> Vec<String> {
     };
     let runroot = value("runroot");
     let run = std::path::Path::new(&runroot).parent().unwrap().to_owned();
-    let mut cmd = match sb.mode {
-        Mode::Rootful => std::process::Command::new("podman"),
-        Mode::Rootless => {
-            let mut c = std::process::Command::new("runuser");
-            c.args(["-u", ROOTLESS_USER, "--", "podman"]);
-            c
-        }
-    };
+    let mut cmd = podman_as(sb.mode);
     cmd.env("XDG_RUNTIME_DIR", run.join("xdg"))
-        .args([
-            "--log-level=error",
-            "--root",
-            &value("graphroot"),
-            "--runroot",
-            &runroot,
-        ])
+        .args(["--root", &value("graphroot"), "--runroot", &runroot])
         .args(["--storage-driver", &value("driver"), "--tmpdir"])
         .arg(run.join("libpod-tmp"))
-        .args(["ps", "-a", "--format", "{{.Names}}"])
-        .current_dir("/tmp");
+        .args(["ps", "-a", "--format", "{{.Names}}"]);
     let o = cmd.output().unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
     stdout(&o).lines().map(str::to_owned).collect()
@@ -620,13 +606,16 @@ both_modes!(
         let (podman, podman_log) = sb.logging_wrapper("podman");
         let podman = podman.to_str().unwrap();
         let first = sb.mkdir("first");
+        let first = first.to_str().unwrap();
+        // Created with the default TTL; the last call's TTL is what counts.
+        ok(&sb.run(&["--podman-exe", podman, "-d", first, "true"]));
         ok(&sb.run(&[
             "--podman-exe",
             podman,
             "--warm-ttl-seconds",
             "1",
             "-d",
-            first.to_str().unwrap(),
+            first,
             "true",
         ]));
         assert_eq!(ps_names(&sb).len(), 1);
@@ -747,18 +736,9 @@ both_modes!(the_users_own_podman_store_is_never_touched, |mode| {
         Mode::Rootful => "/var/lib/containers/storage".to_owned(),
         Mode::Rootless => format!("/home/{ROOTLESS_USER}/.local/share/containers/storage"),
     };
-    let mut cmd = match mode {
-        Mode::Rootful => std::process::Command::new("podman"),
-        Mode::Rootless => {
-            let mut c = std::process::Command::new("runuser");
-            c.args(["-u", ROOTLESS_USER, "--", "podman"]);
-            c
-        }
-    };
     // The default store, as the user's own podman sees it.
-    let o = cmd
-        .args(["--log-level=error", "ps", "-a", "--format", "{{.Names}}"])
-        .current_dir("/tmp")
+    let o = podman_as(mode)
+        .args(["ps", "-a", "--format", "{{.Names}}"])
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
@@ -773,4 +753,81 @@ both_modes!(the_users_own_podman_store_is_never_touched, |mode| {
             .iter()
             .any(|n| n.starts_with("lectic-nix-sandbox-"))
     );
+});
+
+#[test]
+fn the_example_packages_file_builds_and_its_packages_run() {
+    let sb = Sandbox::new(Mode::Rootful, "example");
+    let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("packages.example.nix");
+    let o = sb.run(&[
+        "--nix-packages-file",
+        example.to_str().unwrap(),
+        "sh",
+        "-c",
+        "hello-sandbox; command -v rg; command -v python3",
+    ]);
+    assert_eq!(ok(&o), "hello from the sandbox\n/bin/rg\n/bin/python3\n");
+}
+
+#[test]
+fn plugin_install_puts_lectic_yaml_beside_the_binary() {
+    let sb = Sandbox::new(Mode::Rootful, "plugin");
+    let dest = sb.dir.join("plugins/nix-sandbox");
+    let install = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("plugin/install");
+    let mut cmd = std::process::Command::new(install);
+    cmd.arg(&dest).env(
+        "LECTIC_NIX_SANDBOX_BIN",
+        env!("CARGO_BIN_EXE_lectic-nix-sandbox"),
+    );
+    let o = run_bounded(cmd, None);
+    assert!(ok(&o).contains("installed"));
+    let yaml = std::fs::read_to_string(dest.join("lectic.yaml")).unwrap();
+    let line = yaml.lines().find(|l| l.starts_with("sandbox:")).unwrap();
+    // Lectic resolves `local:./x` beside the YAML file.
+    let rel = line.trim_start_matches("sandbox: local:./");
+    let bin = dest.join(rel);
+    let o = run_bounded(
+        {
+            let mut c = std::process::Command::new(bin);
+            c.arg("--version");
+            c
+        },
+        None,
+    );
+    assert!(ok(&o).starts_with("lectic-nix-sandbox "));
+}
+
+both_modes!(parallel_cold_calls_build_load_and_create_once, |mode| {
+    let sb = Sandbox::private(mode, "parallel");
+    let (nix, nix_log) = sb.logging_wrapper("nix");
+    let (podman, podman_log) = sb.logging_wrapper("podman");
+    let children: Vec<_> = (0..6)
+        .map(|i| {
+            let echo = format!("call {i}");
+            let mut cmd = sb.command(&[
+                "--nix-exe",
+                nix.to_str().unwrap(),
+                "--podman-exe",
+                podman.to_str().unwrap(),
+                "echo",
+                &echo,
+            ]);
+            cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+            (echo, cmd.spawn().unwrap())
+        })
+        .collect();
+    for (echo, child) in children {
+        let o = wait_bounded(child, Duration::from_secs(300));
+        assert_eq!(ok(&o), format!("{echo}\n"));
+    }
+    let count = |log: &std::path::Path, word: &str| {
+        std::fs::read_to_string(log)
+            .unwrap()
+            .lines()
+            .filter(|l| l.contains(word))
+            .count()
+    };
+    assert_eq!(count(&nix_log, " build "), 1);
+    assert_eq!(count(&podman_log, " load "), 1);
+    assert_eq!(count(&podman_log, " run -d "), 1);
 });

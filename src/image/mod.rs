@@ -34,8 +34,8 @@ pub fn ensure(cfg: &Config, podman: &Podman, want: Want) -> Result<String> {
     let key = record::key(&cfg.image);
     let rec_path = record::path(&cfg.paths.cache, &key);
     if !cfg.image.rebuild
-        && want == Want::Recorded
         && let Some(r) = record::read(&rec_path)
+        && (want == Want::Recorded || image_exists(podman, &r.image)?)
     {
         return Ok(r.image);
     }

@@ -272,6 +272,20 @@ pub fn ok(o: &Output) -> String {
     stdout(o)
 }
 
+/// `podman` run as the mode's user (root, or the rootless test user).
+pub fn podman_as(mode: Mode) -> Command {
+    let mut c = match mode {
+        Mode::Rootful => Command::new("podman"),
+        Mode::Rootless => {
+            let mut c = Command::new("runuser");
+            c.args(["-u", ROOTLESS_USER, "--", "podman"]);
+            c
+        }
+    };
+    c.arg("--log-level=error").current_dir("/tmp");
+    c
+}
+
 /// Host pids whose command line contains `token`.
 pub fn processes_with(token: &str) -> Vec<String> {
     let mut found = vec![];

@@ -1,0 +1,79 @@
+"""Turns hyperfine JSON results into docs/benchmarks.md."""
+import json, os, platform, subprocess, sys
+
+d = sys.argv[1]
+
+def load(name):
+    return {r["command"]: r for r in json.load(open(os.path.join(d, name)))["results"]}
+
+def ms(r):
+    return f"{r['median'] * 1000:.1f} ms"
+
+def table(rows, ref_name, results):
+    ref = results[ref_name]["median"]
+    out = ["| what | median | min | max | ratio to " + ref_name + " |", "|---|---|---|---|---|"]
+    for name in rows:
+        r = results[name]
+        out.append(f"| {name} | {ms(r)} | {r['min'] * 1000:.1f} ms | {r['max'] * 1000:.1f} ms | {r['median'] / ref:.2f} |")
+    return "\n".join(out)
+
+warm, cold, run, par, keepid, loadr = (load(f + ".json") for f in ("warm", "cold", "run", "parallel", "keepid", "load"))
+keepid.update(load("keepid-later.json"))
+disk = {n: open(os.path.join(d, "disk-" + n)).read().strip() for n in ("loaded", "keepid")}
+podman = subprocess.run(["podman", "--version"], capture_output=True, text=True).stdout.strip()
+driver = open(os.path.join(d, "driver")).read().strip()
+run_cold = dict(cold); run_cold.update(run)
+
+print(f"""# Benchmarks
+
+Written by `scripts/bench` (hyperfine, rootless as an unprivileged user,
+storage driver `{driver}`, {podman}, {os.cpu_count()} cores, kernel
+{platform.release()}). Every figure stands beside a reference measured in
+the same run; read the ratios, not the absolute times, since these machines
+are noisy. The image is our real flake.nix built against the fixture
+nixpkgs (busybox), so image-size-dependent costs are measured separately
+on a synthetic image (below).
+
+## Warm call
+
+{table(["direct true", "warm call (podman exec path)", "raw podman exec"], "raw podman exec", warm)}
+
+A warm call is `podman container inspect` (is it running?) plus `podman
+exec`, after reading the image record; no `nix` process. Issue 5 (the
+in-container agent) removes both podman processes from this path.
+
+## Cold call and one-shot call
+
+{table(["cold call (build record, load, create)", "one-shot call (--no-keep-warm)", "raw podman run --rm"], "raw podman run --rm", run_cold)}
+
+The cold call starts from an empty record and container (the Nix store
+already holds the build, as after any first build): `nix build`
+evaluation, `podman load` of the streamed image, `podman tag`, container
+creation, exec.
+
+## Parallel warm calls
+
+{table(["1 warm call", "16 parallel warm calls"], "1 warm call", par)}
+
+## Choosing the user mapping: keep-id's first-container cost
+
+A synthetic image of 20,000 small files (`scripts/bench-image.py`; the real
+image cannot be built here without network access, and 20,000 is an
+order-of-magnitude guess for bash, coreutils, git, curl, jq, util-linux and
+their closure, not a count), loaded fresh before each run, then the first
+container created from it:
+
+{table(["first container, default mapping", "first container, --userns=keep-id", "later container, --userns=keep-id"], "first container, default mapping", keepid)}
+
+Disk: the loaded image takes {disk["loaded"]} MB in the store; after the first keep-id
+container, {disk["keepid"]} MB (Podman keeps a chowned copy of the layers for the mapping).
+
+## Loading: file versus stream
+
+{table(["podman load -i (file)", "podman load (stdin)"], "podman load -i (file)", loadr)}
+
+The same 20,000-file archive, loaded from a file and from a pipe. What a
+streamed image saves is on the build side: no image tarball is written to
+(or compressed into) the Nix store. That needs real nixpkgs to measure and
+is not measured here.
+""")
