@@ -284,17 +284,16 @@ both_modes!(warm_call_starts_no_nix_and_no_new_container, |mode| {
         "echo",
         "hi",
     ];
-    assert_eq!(ok(&sb.run(&args)), "hi\n");
-    let count = |log: &std::path::Path, word: &str| {
-        std::fs::read_to_string(log)
-            .unwrap()
-            .lines()
-            .filter(|l| l.contains(word))
-            .count()
-    };
-    assert_eq!(count(&nix_log, "build"), 1);
-    assert_eq!(count(&podman_log, " run -d "), 1);
-    assert_eq!(count(&podman_log, " load "), 1);
+    let cold = sb.run(&args);
+    assert_eq!(ok(&cold), "hi\n");
+    assert_eq!(
+        stderr(&cold),
+        "",
+        "a cold call off a terminal shows no build or load progress"
+    );
+    assert_eq!(count_lines(&nix_log, "build"), 1);
+    assert_eq!(count_lines(&podman_log, " run -d "), 1);
+    assert_eq!(count_lines(&podman_log, " load "), 1);
     assert_eq!(ok(&sb.run(&args)), "hi\n");
     assert_eq!(ok(&sb.run(&args)), "hi\n");
     assert_eq!(
@@ -303,14 +302,14 @@ both_modes!(warm_call_starts_no_nix_and_no_new_container, |mode| {
         "no nix process on warm calls"
     );
     assert_eq!(
-        count(&podman_log, " run -d "),
+        count_lines(&podman_log, " run -d "),
         1,
         "no new container on warm calls"
     );
-    assert_eq!(count(&podman_log, " load "), 1);
+    assert_eq!(count_lines(&podman_log, " load "), 1);
     // --rebuild ignores the record.
     ok(&sb.run(&[&["--rebuild"][..], &args[..]].concat()));
-    assert_eq!(count(&nix_log, "build"), 2);
+    assert_eq!(count_lines(&nix_log, "build"), 2);
 });
 
 both_modes!(a_changed_configuration_gets_its_own_container, |mode| {
@@ -820,14 +819,15 @@ both_modes!(parallel_cold_calls_build_load_and_create_once, |mode| {
         let o = wait_bounded(child, Duration::from_secs(300));
         assert_eq!(ok(&o), format!("{echo}\n"));
     }
-    let count = |log: &std::path::Path, word: &str| {
-        std::fs::read_to_string(log)
-            .unwrap()
-            .lines()
-            .filter(|l| l.contains(word))
-            .count()
-    };
-    assert_eq!(count(&nix_log, " build "), 1);
-    assert_eq!(count(&podman_log, " load "), 1);
-    assert_eq!(count(&podman_log, " run -d "), 1);
+    assert_eq!(count_lines(&nix_log, " build "), 1);
+    assert_eq!(count_lines(&podman_log, " load "), 1);
+    assert_eq!(count_lines(&podman_log, " run -d "), 1);
+});
+
+both_modes!(the_image_has_the_promised_basics, |mode| {
+    let sb = Sandbox::new(mode, "basics");
+    let script = "stat -c %a /tmp; test -x /usr/bin/env && echo env; \
+        grep -c '^root:' /etc/passwd; test -s /etc/ssl/certs/ca-bundle.crt && echo certs; \
+        for c in bash ls find grep sed awk git jq curl setsid; do command -v $c >/dev/null || echo missing $c; done";
+    assert_eq!(ok(&sb.run(&["sh", "-c", script])), "1777\nenv\n1\ncerts\n");
 });

@@ -272,6 +272,15 @@ pub fn ok(o: &Output) -> String {
     stdout(o)
 }
 
+/// How many lines of a wrapper's log contain `word`.
+pub fn count_lines(log: &Path, word: &str) -> usize {
+    std::fs::read_to_string(log)
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains(word))
+        .count()
+}
+
 /// `podman` run as the mode's user (root, or the rootless test user).
 pub fn podman_as(mode: Mode) -> Command {
     let mut c = match mode {
