@@ -23,7 +23,6 @@ pub struct Podman {
     global: Vec<OsString>,
     env: Vec<(OsString, OsString)>,
     pub driver: String,
-    pub rootless: bool,
     /// Our policy.json, for `podman load --signature-policy`.
     pub policy: PathBuf,
 }
@@ -66,8 +65,9 @@ impl Layout {
         ]
     }
 
+    /// Run state of the driver probe, beside the real one.
     fn run_probe(&self) -> PathBuf {
-        self.runroot.with_file_name("probe-runroot")
+        self.runroot.with_file_name("probe")
     }
 
     fn storage_conf(&self, driver: &str, graphroot: &Path) -> String {
@@ -104,7 +104,6 @@ impl Podman {
             global: l.global_args(),
             env: base_env(&l),
             driver: String::new(),
-            rootless: cfg.rootless(),
             policy: l.conf_dir.join("policy.json"),
         };
         if !cfg.verbose {
@@ -159,7 +158,9 @@ impl Podman {
             .args(["--log-level=error", "--root"])
             .arg(&probe_root)
             .arg("--runroot")
-            .arg(l.run_probe())
+            .arg(l.run_probe().join("runroot"))
+            .arg("--tmpdir")
+            .arg(l.run_probe().join("tmp"))
             .args([
                 "--storage-driver",
                 "overlay",

@@ -211,14 +211,31 @@ both_modes!(env_values_never_appear_in_process_arguments, |mode| {
     let secret = format!("s3cr3t-{}", std::process::id());
     sb.extra_env = vec![("API_TOKEN".into(), secret.clone())];
     ok(&sb.run(&["true"]));
-    let mut child = sb
-        .command(&["--pass-env", "API_TOKEN", "sleep", "3"])
+    let token = format!("{}{}", 880000 + std::process::id() % 1000, mode as u8);
+    let child = sb
+        .command(&["--pass-env", "API_TOKEN", "sleep", &token])
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(1500));
-    let seen = processes_with(&secret);
+    // Look while the call (and its podman processes) is running.
+    assert!(eventually(Duration::from_secs(60), || !processes_with(
+        &token
+    )
+    .is_empty()));
+    let calls = command_lines_with(&token);
+    assert!(
+        calls
+            .iter()
+            .any(|l| l.contains("podman") && l.contains("API_TOKEN")),
+        "the podman exec is among what we look at: {calls:?}"
+    );
+    let seen = command_lines_with(&secret);
+    let mut child = child;
+    let _ = child.kill();
     let _ = child.wait();
+    let _ = std::process::Command::new("pkill")
+        .args(["-f", &format!("sleep {token}")])
+        .status();
     assert!(seen.is_empty(), "secret visible in argv: {seen:?}");
 });
 
@@ -479,9 +496,8 @@ both_modes!(one_shot_calls_leave_no_container_behind, |mode| {
     assert!(ps.is_empty(), "{ps:?}");
 });
 
-/// Names of the containers in the test's store, through podman with the
-/// store's own paths (as the binary runs it).
-fn ps_names(sb: &Sandbox) -> Vec<String> {
+/// Podman on the test's store, with the paths the binary uses.
+fn store_podman(sb: &Sandbox) -> std::process::Command {
     let conf =
         std::fs::read_to_string(sb.cache.join("nix-sandbox/podman-conf/storage.conf")).unwrap();
     let value = |key: &str| {
@@ -497,9 +513,16 @@ fn ps_names(sb: &Sandbox) -> Vec<String> {
     cmd.env("XDG_RUNTIME_DIR", run.join("xdg"))
         .args(["--root", &value("graphroot"), "--runroot", &runroot])
         .args(["--storage-driver", &value("driver"), "--tmpdir"])
-        .arg(run.join("libpod-tmp"))
-        .args(["ps", "-a", "--format", "{{.Names}}"]);
-    let o = cmd.output().unwrap();
+        .arg(run.join("libpod-tmp"));
+    cmd
+}
+
+/// Names of the containers in the test's store.
+fn ps_names(sb: &Sandbox) -> Vec<String> {
+    let o = store_podman(sb)
+        .args(["ps", "-a", "--format", "{{.Names}}"])
+        .output()
+        .unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
     stdout(&o).lines().map(str::to_owned).collect()
 }
@@ -831,3 +854,39 @@ both_modes!(the_image_has_the_promised_basics, |mode| {
         for c in bash ls find grep sed awk git jq curl setsid; do command -v $c >/dev/null || echo missing $c; done";
     assert_eq!(ok(&sb.run(&["sh", "-c", script])), "1777\nenv\n1\ncerts\n");
 });
+
+both_modes!(
+    an_image_removed_from_the_store_is_loaded_again_without_a_build,
+    |mode| {
+        let sb = Sandbox::private(mode, "reload");
+        let (nix, nix_log) = sb.logging_wrapper("nix");
+        let (podman, podman_log) = sb.logging_wrapper("podman");
+        let args = [
+            "--nix-exe",
+            nix.to_str().unwrap(),
+            "--podman-exe",
+            podman.to_str().unwrap(),
+            "echo",
+            "back",
+        ];
+        assert_eq!(ok(&sb.run(&args)), "back\n");
+        // Someone removes our container and image behind our back.
+        let o = store_podman(&sb)
+            .args(["rm", "--all", "--force", "--time", "0"])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", stderr(&o));
+        let o = store_podman(&sb)
+            .args(["rmi", "--all", "--force"])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert_eq!(ok(&sb.run(&args)), "back\n");
+        assert_eq!(
+            count_lines(&nix_log, " build "),
+            1,
+            "reloaded from the store path"
+        );
+        assert_eq!(count_lines(&podman_log, " load "), 2);
+    }
+);

@@ -295,8 +295,8 @@ pub fn podman_as(mode: Mode) -> Command {
     c
 }
 
-/// Host pids whose command line contains `token`.
-pub fn processes_with(token: &str) -> Vec<String> {
+/// Every host process whose command line contains `token`, as "pid: argv".
+pub fn command_lines_with(token: &str) -> Vec<String> {
     let mut found = vec![];
     for e in std::fs::read_dir("/proc").unwrap().flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
@@ -305,15 +305,21 @@ pub fn processes_with(token: &str) -> Vec<String> {
         }
         if let Ok(cmdline) = std::fs::read(e.path().join("cmdline")) {
             let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-            if cmdline.contains(token)
-                && !cmdline.contains("lectic-nix-sandbox")
-                && !cmdline.contains("podman")
-            {
+            if cmdline.contains(token) {
                 found.push(format!("{name}: {cmdline}"));
             }
         }
     }
     found
+}
+
+/// The command's own processes with `token` in their command line: not the
+/// sandbox or podman processes, whose argv repeats the command.
+pub fn processes_with(token: &str) -> Vec<String> {
+    command_lines_with(token)
+        .into_iter()
+        .filter(|l| !l.contains("lectic-nix-sandbox") && !l.contains("podman"))
+        .collect()
 }
 
 /// Polls `cond` until true or `limit` passes.
