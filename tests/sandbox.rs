@@ -291,16 +291,9 @@ both_modes!(
 
 both_modes!(warm_call_starts_no_nix_and_no_new_container, |mode| {
     let sb = Sandbox::private(mode, "warm");
-    let (nix, nix_log) = sb.logging_wrapper("nix");
-    let (podman, podman_log) = sb.logging_wrapper("podman");
-    let args = [
-        "--nix-exe",
-        nix.to_str().unwrap(),
-        "--podman-exe",
-        podman.to_str().unwrap(),
-        "echo",
-        "hi",
-    ];
+    let c = sb.counting();
+    let (nix_log, podman_log) = (c.nix_log.as_path(), c.podman_log.as_path());
+    let args = c.with(&["echo", "hi"]);
     let cold = sb.run(&args);
     assert_eq!(ok(&cold), "hi\n");
     assert_eq!(
@@ -308,25 +301,25 @@ both_modes!(warm_call_starts_no_nix_and_no_new_container, |mode| {
         "",
         "a cold call off a terminal shows no build or load progress"
     );
-    assert_eq!(count_lines(&nix_log, "build"), 1);
-    assert_eq!(count_lines(&podman_log, " run -d "), 1);
-    assert_eq!(count_lines(&podman_log, " load "), 1);
+    assert_eq!(count_lines(nix_log, "build"), 1);
+    assert_eq!(count_lines(podman_log, " run -d "), 1);
+    assert_eq!(count_lines(podman_log, " load "), 1);
     assert_eq!(ok(&sb.run(&args)), "hi\n");
     assert_eq!(ok(&sb.run(&args)), "hi\n");
     assert_eq!(
-        std::fs::read_to_string(&nix_log).unwrap().lines().count(),
+        std::fs::read_to_string(nix_log).unwrap().lines().count(),
         1,
         "no nix process on warm calls"
     );
     assert_eq!(
-        count_lines(&podman_log, " run -d "),
+        count_lines(podman_log, " run -d "),
         1,
         "no new container on warm calls"
     );
-    assert_eq!(count_lines(&podman_log, " load "), 1);
+    assert_eq!(count_lines(podman_log, " load "), 1);
     // --rebuild ignores the record.
     ok(&sb.run(&[&["--rebuild"][..], &args[..]].concat()));
-    assert_eq!(count_lines(&nix_log, "build"), 2);
+    assert_eq!(count_lines(nix_log, "build"), 2);
 });
 
 both_modes!(a_changed_configuration_gets_its_own_container, |mode| {
@@ -821,19 +814,12 @@ fn plugin_install_puts_lectic_yaml_beside_the_binary() {
 
 both_modes!(parallel_cold_calls_build_load_and_create_once, |mode| {
     let sb = Sandbox::private(mode, "parallel");
-    let (nix, nix_log) = sb.logging_wrapper("nix");
-    let (podman, podman_log) = sb.logging_wrapper("podman");
+    let c = sb.counting();
+    let (nix_log, podman_log) = (c.nix_log.as_path(), c.podman_log.as_path());
     let children: Vec<_> = (0..6)
         .map(|i| {
             let echo = format!("call {i}");
-            let mut cmd = sb.command(&[
-                "--nix-exe",
-                nix.to_str().unwrap(),
-                "--podman-exe",
-                podman.to_str().unwrap(),
-                "echo",
-                &echo,
-            ]);
+            let mut cmd = sb.command(&c.with(&["echo", &echo]));
             cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
             (echo, cmd.spawn().unwrap())
         })
@@ -842,9 +828,9 @@ both_modes!(parallel_cold_calls_build_load_and_create_once, |mode| {
         let o = wait_bounded(child, Duration::from_secs(300));
         assert_eq!(ok(&o), format!("{echo}\n"));
     }
-    assert_eq!(count_lines(&nix_log, " build "), 1);
-    assert_eq!(count_lines(&podman_log, " load "), 1);
-    assert_eq!(count_lines(&podman_log, " run -d "), 1);
+    assert_eq!(count_lines(nix_log, " build "), 1);
+    assert_eq!(count_lines(podman_log, " load "), 1);
+    assert_eq!(count_lines(podman_log, " run -d "), 1);
 });
 
 both_modes!(the_image_has_the_promised_basics, |mode| {
@@ -859,16 +845,9 @@ both_modes!(
     an_image_removed_from_the_store_is_loaded_again_without_a_build,
     |mode| {
         let sb = Sandbox::private(mode, "reload");
-        let (nix, nix_log) = sb.logging_wrapper("nix");
-        let (podman, podman_log) = sb.logging_wrapper("podman");
-        let args = [
-            "--nix-exe",
-            nix.to_str().unwrap(),
-            "--podman-exe",
-            podman.to_str().unwrap(),
-            "echo",
-            "back",
-        ];
+        let c = sb.counting();
+        let (nix_log, podman_log) = (c.nix_log.as_path(), c.podman_log.as_path());
+        let args = c.with(&["echo", "back"]);
         assert_eq!(ok(&sb.run(&args)), "back\n");
         // Someone removes our container and image behind our back.
         let o = store_podman(&sb)
@@ -883,10 +862,10 @@ both_modes!(
         assert!(o.status.success(), "{}", stderr(&o));
         assert_eq!(ok(&sb.run(&args)), "back\n");
         assert_eq!(
-            count_lines(&nix_log, " build "),
+            count_lines(nix_log, " build "),
             1,
             "reloaded from the store path"
         );
-        assert_eq!(count_lines(&podman_log, " load "), 2);
+        assert_eq!(count_lines(podman_log, " load "), 2);
     }
 );

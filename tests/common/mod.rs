@@ -19,6 +19,23 @@ pub enum Mode {
     Rootless,
 }
 
+pub struct Counting {
+    pub args: Vec<String>,
+    pub nix_log: PathBuf,
+    pub podman_log: PathBuf,
+}
+
+impl Counting {
+    /// Our options followed by `rest`.
+    pub fn with<'a>(&'a self, rest: &[&'a str]) -> Vec<&'a str> {
+        self.args
+            .iter()
+            .map(String::as_str)
+            .chain(rest.iter().copied())
+            .collect()
+    }
+}
+
 /// One test's world: its own workdir, and a cache either shared by every
 /// test of the mode (fast, and it exercises the locks) or private.
 pub struct Sandbox {
@@ -160,6 +177,24 @@ impl Sandbox {
         std::fs::write(&log, "").unwrap();
         self.give_to_user(&log);
         (path, log)
+    }
+
+    /// `--nix-exe`/`--podman-exe` options naming logging wrappers of the
+    /// real programs, and the two logs, to count what a call started.
+    pub fn counting(&self) -> Counting {
+        let (nix, nix_log) = self.logging_wrapper("nix");
+        let (podman, podman_log) = self.logging_wrapper("podman");
+        let args = vec![
+            "--nix-exe".to_owned(),
+            nix.display().to_string(),
+            "--podman-exe".to_owned(),
+            podman.display().to_string(),
+        ];
+        Counting {
+            args,
+            nix_log,
+            podman_log,
+        }
     }
 
     pub fn uid(&self) -> u32 {
