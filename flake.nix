@@ -8,10 +8,10 @@
   outputs = { self, nixpkgs }:
     let
       systems = [ "x86_64-linux" "aarch64-linux" ];
-      forAllSystems = f: nixpkgs.lib.genAttrs systems (system: f nixpkgs.legacyPackages.${system});
+      forAllSystems = f: nixpkgs.lib.genAttrs systems (system: f system nixpkgs.legacyPackages.${system});
     in
     {
-      packages = forAllSystems (pkgs: {
+      packages = forAllSystems (system: pkgs: {
         # The sandbox image. At run time the binary replaces
         # nix/extra-packages.nix with the user's --nix-packages-file.
         containerImage = import ./nix/image.nix {
@@ -21,14 +21,14 @@
         default = import ./nix/package.nix { inherit pkgs; src = self; };
       });
 
-      apps = forAllSystems (pkgs: {
+      apps = forAllSystems (system: pkgs: {
         default = {
           type = "app";
-          program = "${self.packages.${pkgs.system}.default}/bin/lectic-nix-sandbox";
+          program = "${self.packages.${system}.default}/bin/lectic-nix-sandbox";
         };
       });
 
-      devShells = forAllSystems (pkgs: {
+      devShells = forAllSystems (system: pkgs: {
         default = pkgs.mkShell {
           packages = with pkgs; [ cargo rustc clippy rustfmt podman runc nix hyperfine ];
         };

@@ -869,3 +869,79 @@ both_modes!(
         assert_eq!(count_lines(podman_log, " load "), 2);
     }
 );
+
+/// Our flake's files (as git would ship them) in a directory of their own.
+fn flake_copy(sb: &Sandbox) -> std::path::PathBuf {
+    let dir = sb.dir.join("flake-copy");
+    std::fs::create_dir_all(&dir).unwrap();
+    let ok = std::process::Command::new("cp")
+        .args([
+            "-r",
+            "--parents",
+            "flake.nix",
+            "flake.lock",
+            "Cargo.toml",
+            "Cargo.lock",
+            "nix",
+        ])
+        .arg(&dir)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    dir
+}
+
+#[test]
+fn the_flake_offers_the_binary_an_app_and_a_dev_shell() {
+    let sb = Sandbox::new(Mode::Rootful, "flake-outputs");
+    let flake = format!("path:{}", flake_copy(&sb).display());
+    let nix = |args: &[&str]| {
+        let mut cmd = std::process::Command::new("nix");
+        cmd.args(["--extra-experimental-features", "nix-command flakes"])
+            .args(args)
+            .args([
+                "--no-write-lock-file",
+                "--override-input",
+                "nixpkgs",
+                &nixpkgs_ref(),
+            ])
+            .env(
+                "NIX_CONFIG",
+                "substituters =\nexperimental-features = nix-command flakes",
+            );
+        run_bounded(cmd, None)
+    };
+    let system = "x86_64-linux";
+    let app = ok(&nix(&[
+        "eval",
+        "--json",
+        &format!("{flake}#apps.{system}.default"),
+    ]));
+    let app: serde_json::Value = serde_json::from_str(&app).unwrap();
+    assert_eq!(app["type"], "app");
+    let program = app["program"].as_str().unwrap();
+    assert!(program.ends_with("/bin/lectic-nix-sandbox"), "{program}");
+    let name = ok(&nix(&[
+        "eval",
+        "--raw",
+        &format!("{flake}#packages.{system}.default.name"),
+    ]));
+    assert_eq!(
+        name,
+        format!("lectic-nix-sandbox-{}", env!("CARGO_PKG_VERSION"))
+    );
+    let built = ok(&nix(&[
+        "build",
+        "--no-link",
+        "--json",
+        &format!("{flake}#packages.{system}.default"),
+    ]));
+    assert!(built.contains("lectic-nix-sandbox"), "{built}");
+    ok(&nix(&[
+        "build",
+        "--no-link",
+        "--json",
+        &format!("{flake}#devShells.{system}.default"),
+    ]));
+}
