@@ -18,6 +18,8 @@ pub enum Error {
         path: PathBuf,
         source: io::Error,
     },
+    /// A system call with no file to name failed.
+    Os { context: String, source: io::Error },
     /// A program we run (nix, podman) could not be started.
     Spawn { program: String, source: io::Error },
     /// `nix build` failed; `log` holds the tail of its stderr.
@@ -37,6 +39,13 @@ impl Error {
         Error::Io {
             context: context.into(),
             path: path.into(),
+            source,
+        }
+    }
+
+    pub fn os(context: impl Into<String>, source: io::Error) -> Self {
+        Error::Os {
+            context: context.into(),
             source,
         }
     }
@@ -66,6 +75,7 @@ impl fmt::Display for Error {
                 path,
                 source,
             } => write!(f, "{context} {}: {source}", path.display()),
+            Error::Os { context, source } => write!(f, "{context}: {source}"),
             Error::Spawn { program, source } if source.kind() == io::ErrorKind::NotFound => write!(
                 f,
                 "cannot run `{program}`: not found; install it or name it with the matching --*-exe option"
@@ -102,7 +112,9 @@ fn write_with_log(f: &mut fmt::Formatter<'_>, message: &str, log: &str) -> fmt::
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            Error::Io { source, .. } | Error::Spawn { source, .. } => Some(source),
+            Error::Io { source, .. } | Error::Os { source, .. } | Error::Spawn { source, .. } => {
+                Some(source)
+            }
             _ => None,
         }
     }

@@ -99,7 +99,7 @@ pub async fn run_once(cfg: &Config, podman: &Podman, spec: &Spec) -> Result<i32>
 /// returns 128+signal.
 async fn supervise(podman: &Podman, mut cmd: Command, call_id: &str) -> Result<i32> {
     let listen =
-        |kind: SignalKind| signal(kind).map_err(|e| Error::io("cannot listen for signals", "", e));
+        |kind: SignalKind| signal(kind).map_err(|e| Error::os("cannot listen for signals", e));
     let mut term = listen(SignalKind::terminate())?;
     let mut int = listen(SignalKind::interrupt())?;
     let mut hup = listen(SignalKind::hangup())?;
@@ -111,12 +111,12 @@ async fn supervise(podman: &Podman, mut cmd: Command, call_id: &str) -> Result<i
         .map_err(|e| podman.spawn_error(e))?;
     let signo = tokio::select! {
         status = child.wait() => {
-            let status = status.map_err(|e| Error::io("cannot wait for podman", "", e))?;
+            let status = status.map_err(|e| Error::os("cannot wait for podman", e))?;
             return Ok(exit_code(status));
         }
         _ = term.recv() => sys::SIGTERM,
-        _ = int.recv() => 2,
-        _ = hup.recv() => 1,
+        _ = int.recv() => sys::SIGINT,
+        _ = hup.recv() => sys::SIGHUP,
     };
     stop_call(call_id, &mut child).await;
     Ok(128 + signo)

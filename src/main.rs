@@ -22,7 +22,7 @@ fn main() -> ExitCode {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
-            .map_err(|e| lectic_nix_sandbox::error::Error::io("cannot start the runtime", "", e))?;
+            .map_err(|e| lectic_nix_sandbox::error::Error::os("cannot start the runtime", e))?;
         runtime.block_on(lectic_nix_sandbox::run(cfg))
     });
     match outcome {
