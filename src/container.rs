@@ -27,7 +27,8 @@ pub const LABEL: &str = "io.github.lectic.nix-sandbox";
 /// Where the sandbox HOME is mounted.
 pub const HOME_TARGET: &str = "/home/sandbox";
 
-const CREATE_LOCK_LIMIT: Duration = Duration::from_secs(600);
+/// How long a call waits for a warm container's use or create lock.
+const WARM_LOCK_LIMIT: Duration = Duration::from_secs(600);
 
 /// Everything that shapes a container.
 #[derive(Debug, Clone)]
@@ -197,14 +198,14 @@ pub fn ensure_warm(cfg: &Config, podman: &Podman, spec: &Spec) -> Result<Warm> {
         &lock_path(cfg, &name, "use"),
         Mode::Shared,
         "the warm container",
-        CREATE_LOCK_LIMIT,
+        WARM_LOCK_LIMIT,
     )?;
     if state(podman, &name)? != State::Running {
         let _creating = lock::acquire(
             &lock_path(cfg, &name, "create"),
             Mode::Exclusive,
             "the warm container",
-            CREATE_LOCK_LIMIT,
+            WARM_LOCK_LIMIT,
         )?;
         // Another call may have made it while we waited.
         match state(podman, &name)? {

@@ -150,10 +150,8 @@ impl Podman {
             &probe_conf,
             l.storage_conf("overlay", &probe_root).as_bytes(),
         )?;
-        let mut probe = Command::new(&self.exe);
+        let mut probe = self.bare_command();
         probe
-            .env_clear()
-            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .env("CONTAINERS_STORAGE_CONF", &probe_conf)
             .args(["--log-level=error", "--root"])
             .arg(&probe_root)
@@ -193,9 +191,16 @@ impl Podman {
         I: IntoIterator<Item = S>,
         S: AsRef<std::ffi::OsStr>,
     {
+        let mut cmd = self.bare_command();
+        cmd.args(&self.global).args(args);
+        cmd
+    }
+
+    /// podman with our environment but no store options (for the probe,
+    /// which names a scratch store of its own).
+    fn bare_command(&self) -> Command {
         let mut cmd = Command::new(&self.exe);
         cmd.env_clear().envs(self.env.iter().map(|(k, v)| (k, v)));
-        cmd.args(&self.global).args(args);
         cmd
     }
 
