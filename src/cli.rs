@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::{ArgGroup, Parser};
 
 pub const DEFAULT_TTL: Duration = Duration::from_secs(900);
 
@@ -24,7 +24,12 @@ what --pass-env, --env and --env-file add (in that order; later wins).",
 command cannot be executed / is not found; 128+N when stopped by signal N.\n\
 State lives under $LECTIC_CACHE/nix-sandbox (default ~/.cache/lectic/nix-sandbox) and $LECTIC_TEMP/nix-sandbox.",
     trailing_var_arg = true,
-    dont_delimit_trailing_values = true
+    dont_delimit_trailing_values = true,
+    group(
+        ArgGroup::new("action")
+            .args(["status", "prune", "gc", "prepare", "doctor"])
+            .conflicts_with("command")
+    )
 )]
 pub struct Cli {
     /// Directory mounted read-write at the same path and used as the cwd [default: current directory]
@@ -111,12 +116,98 @@ pub struct Cli {
     #[arg(long)]
     pub verbose: bool,
 
+    /// How long to wait for another call's lock (a cold build, a container being made) [default: 1h for builds, 10m otherwise]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub lock_timeout: Option<Duration>,
+
+    /// Instead of a command: list warm containers, cached images and disk use
+    #[arg(
+        long,
+        visible_alias = "list",
+        help_heading = "Management (in place of a command)"
+    )]
+    pub status: bool,
+
+    /// Instead of a command: remove warm containers idle past their TTL, and leftovers of killed calls
+    #[arg(long, help_heading = "Management (in place of a command)")]
+    pub prune: bool,
+
+    /// With --prune: remove every warm container of ours that no call is using
+    #[arg(
+        long,
+        requires = "prune",
+        help_heading = "Management (in place of a command)"
+    )]
+    pub all: bool,
+
+    /// Instead of a command: remove unused images, stale image records and leftover files
+    #[arg(long, help_heading = "Management (in place of a command)")]
+    pub gc: bool,
+
+    /// Instead of a command: build and load the image for these options now
+    #[arg(long, help_heading = "Management (in place of a command)")]
+    pub prepare: bool,
+
+    /// With --prepare: also start the warm container for these options (and this directory)
+    #[arg(
+        long,
+        requires = "prepare",
+        help_heading = "Management (in place of a command)"
+    )]
+    pub start: bool,
+
+    /// Instead of a command: check podman, nix, rootless prerequisites, storage and the cache dirs
+    #[arg(long, help_heading = "Management (in place of a command)")]
+    pub doctor: bool,
+
+    /// Print the output of --status, --prune, --gc, --prepare or --doctor as JSON
+    #[arg(long, help_heading = "Management (in place of a command)")]
+    pub json: bool,
+
     /// The command to run and its arguments
-    #[arg(value_name = "COMMAND", required = true, num_args = 1..)]
+    #[arg(value_name = "COMMAND", required_unless_present = "action", num_args = 1..)]
     pub command: Vec<String>,
 }
 
+/// What a call does: run a command, or one management action.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Run,
+    Status,
+    Prune { all: bool },
+    Gc,
+    Prepare { start: bool },
+    Doctor,
+}
+
 impl Cli {
+    /// Checks what clap cannot: `requires` counts a flag's default as given.
+    pub fn check(&self) -> Result<(), String> {
+        if self.all && !self.prune {
+            return Err("--all goes with --prune: use `--prune --all`".into());
+        }
+        if self.start && !self.prepare {
+            return Err("--start goes with --prepare: use `--prepare --start`".into());
+        }
+        Ok(())
+    }
+
+    pub fn action(&self) -> Action {
+        if self.status {
+            Action::Status
+        } else if self.prune {
+            Action::Prune { all: self.all }
+        } else if self.gc {
+            Action::Gc
+        } else if self.prepare {
+            Action::Prepare { start: self.start }
+        } else if self.doctor {
+            Action::Doctor
+        } else {
+            Action::Run
+        }
+    }
+
     pub fn keep_warm(&self) -> bool {
         !self.no_keep_warm
     }
@@ -196,6 +287,28 @@ mod tests {
     fn extra_args_take_values_that_start_with_dashes() {
         let cli = parse(&["--nix-extra", "--option cores 1", "true"]).unwrap();
         assert_eq!(cli.nix_extra, ["--option cores 1"]);
+    }
+
+    #[test]
+    fn management_flags_take_the_place_of_a_command_and_never_shadow_one() {
+        assert_eq!(parse(&["--status"]).unwrap().action(), Action::Status);
+        assert_eq!(parse(&["--list"]).unwrap().action(), Action::Status);
+        assert_eq!(
+            parse(&["--prune", "--all"]).unwrap().action(),
+            Action::Prune { all: true }
+        );
+        assert_eq!(
+            parse(&["--prepare", "--start"]).unwrap().action(),
+            Action::Prepare { start: true }
+        );
+        let cli = parse(&["status", "--prune"]).unwrap();
+        assert_eq!(cli.action(), Action::Run);
+        assert_eq!(cli.command, ["status", "--prune"]);
+        assert!(parse(&["--status", "ls"]).is_err(), "a flag and a command");
+        assert!(parse(&["--status", "--gc"]).is_err(), "two actions");
+        assert!(parse(&["--all", "true"]).unwrap().check().is_err());
+        assert!(parse(&["--start", "--status"]).unwrap().check().is_err());
+        assert!(parse(&["--prune", "--all"]).unwrap().check().is_ok());
     }
 
     #[test]

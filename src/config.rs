@@ -6,7 +6,7 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::cli::Cli;
+use crate::cli::{Action, Cli};
 use crate::digest::Key;
 use crate::env::{self, Env};
 use crate::error::{Error, IoContext, Result};
@@ -146,6 +146,9 @@ pub struct ImageSpec {
 
 #[derive(Debug, Clone)]
 pub struct Config {
+    pub action: Action,
+    /// Management output as JSON.
+    pub json: bool,
     pub command: Vec<String>,
     pub workdir: PathBuf,
     pub volumes: Vec<Volume>,
@@ -159,6 +162,8 @@ pub struct Config {
     pub podman_extra: Vec<String>,
     pub env: Env,
     pub verbose: bool,
+    /// `--lock-timeout`, if given.
+    pub lock_timeout: Option<Duration>,
     pub paths: Paths,
     pub uid: u32,
     pub gid: u32,
@@ -181,6 +186,7 @@ impl Config {
         uid: u32,
         gid: u32,
     ) -> Result<Config> {
+        cli.check().map_err(Error::usage)?;
         let ttl = cli.ttl();
         let keep_warm = cli.keep_warm();
         let lookup = |name: &str| {
@@ -254,6 +260,9 @@ impl Config {
         let env = env::collect(host_env, &cli.pass_env, &cli.env, &cli.env_files)?;
 
         Ok(Config {
+            action: cli.action(),
+            json: cli.json,
+            lock_timeout: cli.lock_timeout,
             image: ImageSpec {
                 flake: cli.flake.clone(),
                 packages_file,
@@ -281,6 +290,11 @@ impl Config {
 
     pub fn rootless(&self) -> bool {
         self.uid != 0
+    }
+
+    /// How long to wait for a lock whose usual bound is `default`.
+    pub fn lock_limit(&self, default: Duration) -> Duration {
+        self.lock_timeout.unwrap_or(default)
     }
 }
 

@@ -85,7 +85,7 @@ impl fmt::Display for Error {
             Error::Podman { message, log } => write_with_log(f, message, log),
             Error::LockTimeout { what, path } => write!(
                 f,
-                "gave up waiting for the lock on {what} ({}); another lectic-nix-sandbox holds it. If none is running, remove that file",
+                "gave up waiting for the lock on {what} ({}): another lectic-nix-sandbox still holds it; wait longer with --lock-timeout",
                 path.display()
             ),
             Error::ImageMissing(image) => write!(f, "image {image} is missing from the store"),

@@ -11,13 +11,14 @@
 
 use std::collections::HashSet;
 use std::io::IsTerminal;
-use std::os::unix::process::ExitStatusExt;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::config::Config;
+use crate::container::list::OWNER_LABEL;
 use crate::container::{PREFIX, Spec};
 use crate::error::{Error, Result};
 use crate::store::Podman;
@@ -85,7 +86,13 @@ pub async fn run_warm(cfg: &Config, podman: &Podman, name: &str) -> Result<i32> 
 pub async fn run_once(cfg: &Config, podman: &Podman, spec: &Spec) -> Result<i32> {
     let call_id = new_call_id();
     let mut cmd = podman.command(["run", "--rm"]);
-    let mut args = vec!["--name".to_owned(), format!("{PREFIX}once-{call_id}")];
+    let mut args = vec![
+        "--name".to_owned(),
+        format!("{PREFIX}once-{call_id}"),
+        // Lets pruning remove it if this call is killed (see prune.rs).
+        "--label".to_owned(),
+        format!("{OWNER_LABEL}={}", sys::self_identity()),
+    ];
     args.extend(interactive_options());
     args.extend(spec.run_args());
     args.extend(env_options(cfg, &call_id, &mut cmd));
@@ -106,6 +113,13 @@ async fn supervise(podman: &Podman, mut cmd: Command, call_id: &str) -> Result<i
     cmd.stdin(Stdio::inherit())
         .stdout(Stdio::inherit())
         .stderr(Stdio::inherit());
+    // If we are SIGKILLed, the podman client goes too, so whoever reads our
+    // stdout sees it close; what it started ends with the container's TTL
+    // (warm) or the next prune (one-shot).
+    // SAFETY: the closure only makes one async-signal-safe system call.
+    unsafe {
+        cmd.pre_exec(sys::kill_with_parent);
+    }
     let mut child = tokio::process::Command::from(cmd)
         .spawn()
         .map_err(|e| podman.spawn_error(e))?;

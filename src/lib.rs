@@ -1,7 +1,8 @@
 //! lectic-nix-sandbox: runs a command in a Nix-built, rootless Podman
 //! container. The modules follow the data path:
 //! cli → config (+ env) → image (flake, nix build, load, record) →
-//! store (our Podman) → container (warm lifecycle, prune) → exec.
+//! store (our Podman) → container (warm lifecycle, prune) → exec, and the
+//! management commands (manage) that stand in for a command.
 
 pub mod cli;
 pub mod config;
@@ -13,6 +14,7 @@ pub mod exec;
 pub mod fsutil;
 pub mod image;
 pub mod lock;
+pub mod manage;
 pub mod shellwords;
 pub mod store;
 pub mod sys;
@@ -46,26 +48,35 @@ macro_rules! verbose {
 
 /// Runs one call; returns the exit status to exit with.
 pub async fn run(cfg: Config) -> Result<i32> {
+    if cfg.action != cli::Action::Run {
+        return manage::run(&cfg);
+    }
     let podman = Podman::open(&cfg)?;
     if !cfg.keep_warm {
         let image = image::ensure(&cfg, &podman, Want::Present)?;
         let spec = container::Spec::new(&cfg, &image)?;
         return exec::run_once(&cfg, &podman, &spec).await;
     }
-    let image = image::ensure(&cfg, &podman, Want::Recorded)?;
-    let warm = match container::ensure_warm(&cfg, &podman, &container::Spec::new(&cfg, &image)?) {
-        Err(Error::ImageMissing(_)) => {
-            let image = image::ensure(&cfg, &podman, Want::Present)?;
-            container::ensure_warm(&cfg, &podman, &container::Spec::new(&cfg, &image)?)?
-        }
-        other => other?,
-    };
+    let warm = warm_container(&cfg, &podman)?;
     let code = exec::run_warm(&cfg, &podman, &warm.name).await;
     warm.touch();
     let name = warm.name.clone();
     drop(warm);
-    if let Err(e) = container::prune_expired(&cfg, &podman, &name) {
+    if let Err(e) = container::prune::after_call(&cfg, &podman, &name) {
         verbose!("pruning idle containers failed: {e}");
     }
     code
+}
+
+/// The configuration's warm container, running and marked in use; the
+/// image is loaded again if the store lost it.
+pub fn warm_container(cfg: &Config, podman: &Podman) -> Result<container::Warm> {
+    let image = image::ensure(cfg, podman, Want::Recorded)?;
+    match container::ensure_warm(cfg, podman, &container::Spec::new(cfg, &image)?) {
+        Err(Error::ImageMissing(_)) => {
+            let image = image::ensure(cfg, podman, Want::Present)?;
+            container::ensure_warm(cfg, podman, &container::Spec::new(cfg, &image)?)
+        }
+        other => other,
+    }
 }

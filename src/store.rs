@@ -119,7 +119,7 @@ impl Podman {
                     &cfg.paths.locks().join("store.lock"),
                     lock::Mode::Exclusive,
                     "the Podman store setup",
-                    Duration::from_secs(120),
+                    cfg.lock_limit(Duration::from_secs(120)),
                 )?;
                 match read_driver(&conf) {
                     Some(d) => d,

@@ -91,25 +91,9 @@ fn assert_signal_stops_everything(mode: Mode, sig: &str, code: i32) {
         processes_with(&token)
     );
     // In rootless mode the client is runuser's child; signal the binary itself.
-    let pid = match mode {
-        Mode::Rootful => child.id().to_string(),
-        Mode::Rootless => {
-            let out = std::process::Command::new("pgrep")
-                .args(["-P", &child.id().to_string()])
-                .output()
-                .unwrap();
-            String::from_utf8(out.stdout).unwrap().trim().to_owned()
-        }
-    };
-    assert!(!pid.is_empty());
+    let pid = sandbox_pid(mode, &child);
     let sent = std::time::Instant::now();
-    assert!(
-        std::process::Command::new("kill")
-            .args([&format!("-{sig}"), &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    signal(pid, sig);
     let o = wait_bounded(child, Duration::from_secs(30));
     let took = sent.elapsed();
     assert_eq!(o.status.code(), Some(code), "stderr: {}", stderr(&o));
@@ -302,7 +286,7 @@ both_modes!(warm_call_starts_no_nix_and_no_new_container, |mode| {
         "a cold call off a terminal shows no build or load progress"
     );
     assert_eq!(count_lines(nix_log, "build"), 1);
-    assert_eq!(count_lines(podman_log, " run -d "), 1);
+    assert_eq!(count_lines(podman_log, " create --rm "), 1);
     assert_eq!(count_lines(podman_log, " load "), 1);
     assert_eq!(ok(&sb.run(&args)), "hi\n");
     assert_eq!(ok(&sb.run(&args)), "hi\n");
@@ -312,7 +296,7 @@ both_modes!(warm_call_starts_no_nix_and_no_new_container, |mode| {
         "no nix process on warm calls"
     );
     assert_eq!(
-        count_lines(podman_log, " run -d "),
+        count_lines(podman_log, " create --rm "),
         1,
         "no new container on warm calls"
     );
@@ -332,7 +316,7 @@ both_modes!(a_changed_configuration_gets_its_own_container, |mode| {
         std::fs::read_to_string(&podman_log)
             .unwrap()
             .lines()
-            .filter(|l| l.contains(" run -d "))
+            .filter(|l| l.contains(" create --rm "))
             .map(|l| {
                 l.split_whitespace()
                     .skip_while(|w| *w != "--name")
@@ -489,37 +473,6 @@ both_modes!(one_shot_calls_leave_no_container_behind, |mode| {
     assert!(ps.is_empty(), "{ps:?}");
 });
 
-/// Podman on the test's store, with the paths the binary uses.
-fn store_podman(sb: &Sandbox) -> std::process::Command {
-    let conf =
-        std::fs::read_to_string(sb.cache.join("nix-sandbox/podman-conf/storage.conf")).unwrap();
-    let value = |key: &str| {
-        conf.lines()
-            .find_map(|l| l.strip_prefix(&format!("{key} = ")))
-            .unwrap()
-            .trim_matches('"')
-            .to_owned()
-    };
-    let runroot = value("runroot");
-    let run = std::path::Path::new(&runroot).parent().unwrap().to_owned();
-    let mut cmd = podman_as(sb.mode);
-    cmd.env("XDG_RUNTIME_DIR", run.join("xdg"))
-        .args(["--root", &value("graphroot"), "--runroot", &runroot])
-        .args(["--storage-driver", &value("driver"), "--tmpdir"])
-        .arg(run.join("libpod-tmp"));
-    cmd
-}
-
-/// Names of the containers in the test's store.
-fn ps_names(sb: &Sandbox) -> Vec<String> {
-    let o = store_podman(sb)
-        .args(["ps", "-a", "--format", "{{.Names}}"])
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", stderr(&o));
-    stdout(&o).lines().map(str::to_owned).collect()
-}
-
 both_modes!(persist_volume_and_home_mounts, |mode| {
     let sb = Sandbox::new(mode, "mounts");
     let persist = sb.dir.join("persist-dir");
@@ -594,6 +547,10 @@ both_modes!(bad_input_is_one_line_on_stderr_and_exit_125, |mode| {
         ),
         (vec!["--nix-extra", "'unclosed", "true"], "unterminated"),
         (vec!["--warm-ttl", "sometime", "true"], "sometime"),
+        (vec!["--status", "ls"], "--status"),
+        (vec!["--prune", "--gc"], "--gc"),
+        (vec!["--all", "true"], "--prune"),
+        (vec!["--lock-timeout", "never", "true"], "never"),
         (
             vec!["--podman-exe", "/no/such/podman", "true"],
             "/no/such/podman",
@@ -613,38 +570,6 @@ both_modes!(bad_input_is_one_line_on_stderr_and_exit_125, |mode| {
     // Nothing half-made: the next call works.
     ok(&sb.run(&["true"]));
 });
-
-both_modes!(
-    idle_containers_past_their_ttl_are_pruned_by_the_next_call,
-    |mode| {
-        let sb = Sandbox::private(mode, "ttl");
-        let (podman, podman_log) = sb.logging_wrapper("podman");
-        let podman = podman.to_str().unwrap();
-        let first = sb.mkdir("first");
-        let first = first.to_str().unwrap();
-        // Created with the default TTL; the last call's TTL is what counts.
-        ok(&sb.run(&["--podman-exe", podman, "-d", first, "true"]));
-        ok(&sb.run(&[
-            "--podman-exe",
-            podman,
-            "--warm-ttl-seconds",
-            "1",
-            "-d",
-            first,
-            "true",
-        ]));
-        assert_eq!(ps_names(&sb).len(), 1);
-        std::thread::sleep(Duration::from_millis(2100));
-        ok(&sb.run(&["--podman-exe", podman, "--warm-ttl", "15m", "true"]));
-        let log = std::fs::read_to_string(&podman_log).unwrap();
-        assert!(log.lines().any(|l| l.contains(" rm --force")), "{log}");
-        assert_eq!(
-            ps_names(&sb).len(),
-            1,
-            "only the second call's container is left"
-        );
-    }
-);
 
 both_modes!(a_terminal_gets_a_terminal, |mode| {
     let sb = Sandbox::new(mode, "tty");
@@ -830,7 +755,7 @@ both_modes!(parallel_cold_calls_build_load_and_create_once, |mode| {
     }
     assert_eq!(count_lines(nix_log, " build "), 1);
     assert_eq!(count_lines(podman_log, " load "), 1);
-    assert_eq!(count_lines(podman_log, " run -d "), 1);
+    assert_eq!(count_lines(podman_log, " create --rm "), 1);
 });
 
 both_modes!(the_image_has_the_promised_basics, |mode| {

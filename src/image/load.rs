@@ -4,19 +4,44 @@
 //! so two images never share a tag.
 
 use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use crate::config::Config;
 use crate::error::{Error, IoContext, Result};
 use crate::store::Podman;
 use crate::verbose;
 
 pub const REPOSITORY: &str = "localhost/lectic-nix-sandbox";
 
+/// Podman's TMPDIR while loading (it spools the archive there). Emptied
+/// before each load, under the load lock, so a killed load's leftovers go
+/// with the next one (or `--gc`).
+pub fn scratch_dir(cfg: &Config) -> PathBuf {
+    cfg.paths.temp.join("load")
+}
+
 /// Loads `store_path` into our store and returns the image reference.
-pub fn load(podman: &Podman, store_path: &str) -> Result<String> {
+pub fn load(podman: &Podman, store_path: &str, scratch: &Path) -> Result<String> {
     let path = Path::new(store_path);
     let policy = podman.policy.display().to_string();
+    clear_scratch(scratch)?;
+    let result = load_in(podman, path, &policy, scratch);
+    let _ = std::fs::remove_dir_all(scratch);
+    result
+}
+
+pub fn clear_scratch(scratch: &Path) -> Result<()> {
+    match std::fs::remove_dir_all(scratch) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_path("cannot clear", scratch),
+    }
+    crate::fsutil::ensure_dir(scratch)
+}
+
+fn load_in(podman: &Podman, path: &Path, policy: &str, scratch: &Path) -> Result<String> {
+    let store_path = &path.display().to_string();
     let output = if is_stream_script(path)? {
         verbose!("streaming {store_path} into podman load");
         let mut producer = Command::new(path)
@@ -30,7 +55,8 @@ pub fn load(podman: &Podman, store_path: &str) -> Result<String> {
             })?;
         let stream = producer.stdout.take().expect("piped stdout");
         let out = podman
-            .command(["load", "--signature-policy", &policy])
+            .command(["load", "--signature-policy", policy])
+            .env("TMPDIR", scratch)
             .stdin(stream)
             .output()
             .map_err(|e| podman.spawn_error(e))?;
@@ -48,7 +74,12 @@ pub fn load(podman: &Podman, store_path: &str) -> Result<String> {
         out
     } else {
         verbose!("loading {store_path}");
-        podman.output(["load", "--signature-policy", &policy, "-i", store_path])?
+        podman
+            .command(["load", "--signature-policy", policy, "-i", store_path])
+            .env("TMPDIR", scratch)
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| podman.spawn_error(e))?
     };
     if !output.status.success() {
         return Err(Error::Podman {
@@ -63,6 +94,11 @@ pub fn load(podman: &Podman, store_path: &str) -> Result<String> {
     })?;
     let image = format!("{REPOSITORY}:{}", store_hash(store_path));
     podman.check("tagging the loaded image", ["tag", &loaded, &image])?;
+    if loaded != image {
+        // Only our tag stays, so every image in the store is one of ours
+        // by name, and --gc can tell which are used.
+        podman.check("untagging the loaded image", ["untag", &loaded, &loaded])?;
+    }
     Ok(image)
 }
 

@@ -3,6 +3,7 @@
 //! of one record happen under its lock, so parallel cold calls build once.
 
 pub mod flake;
+pub mod listing;
 pub mod load;
 pub mod nix;
 pub mod record;
@@ -29,28 +30,29 @@ pub enum Want {
     Present,
 }
 
-/// Returns the image reference for `cfg`.
-pub fn ensure(cfg: &Config, podman: &Podman, want: Want) -> Result<String> {
+/// Returns the image record for `cfg`.
+pub fn ensure(cfg: &Config, podman: &Podman, want: Want) -> Result<Record> {
     let key = record::key(&cfg.image);
     let rec_path = record::path(&cfg.paths.cache, &key);
     if !cfg.image.rebuild
         && let Some(r) = record::read(&rec_path)
         && (want == Want::Recorded || image_exists(podman, &r.image)?)
     {
-        return Ok(r.image);
+        record::mark_used(&rec_path);
+        return Ok(r);
     }
     let _guard = lock::acquire(
-        &cfg.paths.locks().join(format!("image-{}.lock", &key[..16])),
+        &lock_path(cfg, &key),
         lock::Mode::Exclusive,
         "the image build",
-        BUILD_LOCK_LIMIT,
+        cfg.lock_limit(BUILD_LOCK_LIMIT),
     )?;
     // Whoever held the lock before us may have done the work.
     if !cfg.image.rebuild
         && let Some(r) = record::read(&rec_path)
     {
         if want == Want::Recorded || image_exists(podman, &r.image)? {
-            return Ok(r.image);
+            return Ok(r);
         }
         if Path::new(&r.store_path).exists() {
             verbose!("image {} is gone from the store; loading it again", r.image);
@@ -66,11 +68,50 @@ pub fn ensure(cfg: &Config, podman: &Podman, want: Want) -> Result<String> {
     finish(cfg, podman, &rec_path, store_path)
 }
 
-fn finish(cfg: &Config, podman: &Podman, rec_path: &Path, store_path: String) -> Result<String> {
-    let image = load::load(podman, &store_path)?;
-    let record = Record { store_path, image };
+/// The lock of one image record: held for its build and load.
+pub fn lock_path(cfg: &Config, key: &str) -> std::path::PathBuf {
+    cfg.paths.locks().join(format!("image-{}.lock", &key[..16]))
+}
+
+fn finish(cfg: &Config, podman: &Podman, rec_path: &Path, store_path: String) -> Result<Record> {
+    // Loads of different images are one at a time: each moves the name the
+    // image was built with until we retag it, and they share a scratch dir.
+    let _loading = lock::acquire(
+        &cfg.paths.locks().join("load.lock"),
+        lock::Mode::Exclusive,
+        "loading an image",
+        cfg.lock_limit(BUILD_LOCK_LIMIT),
+    )?;
+    let image = load::load(podman, &store_path, &load::scratch_dir(cfg))?;
+    // Ours has what the watcher needs; another flake's image may not.
+    let watcher = cfg.image.flake.is_none() || can_run_watcher(podman, &image)?;
+    let record = Record {
+        store_path,
+        image,
+        watcher,
+    };
     record::write(rec_path, &record, &cfg.image)?;
-    Ok(record.image)
+    Ok(record)
+}
+
+/// Whether `image` has the tools of the idle watcher (one throwaway
+/// container, once per loaded image of a `--flake`).
+fn can_run_watcher(podman: &Podman, image: &str) -> Result<bool> {
+    let check = "for c in sleep stat date flock; do command -v $c >/dev/null || exit 1; done";
+    let out = podman.output([
+        "run",
+        "--rm",
+        "--pull",
+        "never",
+        "--network",
+        "none",
+        image,
+        "sh",
+        "-c",
+        check,
+    ])?;
+    verbose!("{image} can run the idle watcher: {}", out.status.success());
+    Ok(out.status.success())
 }
 
 pub fn image_exists(podman: &Podman, image: &str) -> Result<bool> {

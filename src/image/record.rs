@@ -17,6 +17,8 @@ use super::flake;
 pub struct Record {
     pub store_path: String,
     pub image: String,
+    /// Whether the image can run the idle watcher (container/watcher.rs).
+    pub watcher: bool,
 }
 
 /// The Nix system string of this machine.
@@ -46,13 +48,67 @@ pub fn read(path: &Path) -> Option<Record> {
     Some(Record {
         store_path: v.get("store_path")?.as_str()?.to_owned(),
         image: v.get("image")?.as_str()?.to_owned(),
+        watcher: v.get("watcher").and_then(Value::as_bool).unwrap_or(true),
     })
+}
+
+/// A record on disk.
+#[derive(Debug, Clone)]
+pub struct OnDisk {
+    pub path: PathBuf,
+    /// The first 16 hex digits of its key (as in its lock and flake dir).
+    pub short_key: String,
+    pub record: Record,
+    /// When a call last used it (to a day; see USED_GRANULARITY).
+    pub used: std::time::SystemTime,
+}
+
+/// Every readable record under `cache`.
+pub fn all(cache: &Path) -> Vec<OnDisk> {
+    let Ok(entries) = std::fs::read_dir(cache.join("images")) else {
+        return vec![];
+    };
+    let mut out: Vec<OnDisk> = entries
+        .flatten()
+        .filter_map(|e| {
+            let path = e.path();
+            let key = path.file_name()?.to_str()?.strip_suffix(".json")?;
+            if key.len() != 64 || !key.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return None;
+            }
+            Some(OnDisk {
+                short_key: key[..16].to_owned(),
+                record: read(&path)?,
+                used: e.metadata().ok()?.modified().ok()?,
+                path,
+            })
+        })
+        .collect();
+    out.sort_by(|a, b| a.path.cmp(&b.path));
+    out
+}
+
+/// How stale a record's "last used" (its mtime) may get before a call
+/// refreshes it: one write a day at most, for `--gc` to tell old records.
+const USED_GRANULARITY: std::time::Duration = std::time::Duration::from_secs(86_400);
+
+/// Notes that a call used the record (see USED_GRANULARITY).
+pub fn mark_used(path: &Path) {
+    let stale = std::fs::metadata(path)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.elapsed().ok())
+        .is_some_and(|age| age > USED_GRANULARITY);
+    if stale && let Ok(f) = std::fs::File::options().append(true).open(path) {
+        let _ = f.set_modified(std::time::SystemTime::now());
+    }
 }
 
 pub fn write(path: &Path, record: &Record, spec: &ImageSpec) -> Result<()> {
     let v = json!({
         "store_path": record.store_path,
         "image": record.image,
+        "watcher": record.watcher,
         "flake": spec.flake,
         "packages_file": spec.packages_file.as_ref().map(|(p, _)| p.display().to_string()),
         "nixpkgs": spec.nixpkgs,
@@ -121,6 +177,7 @@ mod tests {
         let r = Record {
             store_path: "/nix/store/x".into(),
             image: "localhost/i:t".into(),
+            watcher: false,
         };
         write(&p, &r, &spec()).unwrap();
         assert_eq!(read(&p), Some(r));

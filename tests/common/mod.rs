@@ -165,6 +165,13 @@ impl Sandbox {
         p
     }
 
+    /// Writes an executable script owned by the sandbox's user.
+    pub fn script(&self, rel: &str, text: &str) -> PathBuf {
+        let path = self.write(rel, text);
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        path
+    }
+
     /// An executable wrapper that logs its arguments, then runs `real`.
     pub fn logging_wrapper(&self, real: &str) -> (PathBuf, PathBuf) {
         let log = self.dir.join(format!("{real}.log"));
@@ -172,8 +179,7 @@ impl Sandbox {
             "#!/bin/sh\necho \"$*\" >> '{}'\nexec {real} \"$@\"\n",
             log.display()
         );
-        let path = self.write(&format!("{real}-wrapper"), &script);
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let path = self.script(&format!("{real}-wrapper"), &script);
         std::fs::write(&log, "").unwrap();
         self.give_to_user(&log);
         (path, log)
@@ -357,6 +363,32 @@ pub fn processes_with(token: &str) -> Vec<String> {
         .collect()
 }
 
+/// The sandbox's own pid for a spawned call (under runuser, its child).
+pub fn sandbox_pid(mode: Mode, child: &Child) -> u32 {
+    let pid = match mode {
+        Mode::Rootful => child.id().to_string(),
+        Mode::Rootless => {
+            let out = Command::new("pgrep")
+                .args(["-P", &child.id().to_string()])
+                .output()
+                .unwrap();
+            String::from_utf8(out.stdout).unwrap().trim().to_owned()
+        }
+    };
+    pid.parse()
+        .unwrap_or_else(|_| panic!("no sandbox process: {pid:?}"))
+}
+
+/// Sends `sig` (a name such as TERM) to `pid`.
+pub fn signal(pid: u32, sig: &str) {
+    let ok = Command::new("kill")
+        .args([&format!("-{sig}"), &pid.to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "kill -{sig} {pid}");
+}
+
 /// Polls `cond` until true or `limit` passes.
 pub fn eventually(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
     let start = Instant::now();
@@ -367,6 +399,37 @@ pub fn eventually(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
         std::thread::sleep(Duration::from_millis(50));
     }
     cond()
+}
+
+/// Podman on the test's store, with the paths the binary uses.
+pub fn store_podman(sb: &Sandbox) -> std::process::Command {
+    let conf =
+        std::fs::read_to_string(sb.cache.join("nix-sandbox/podman-conf/storage.conf")).unwrap();
+    let value = |key: &str| {
+        conf.lines()
+            .find_map(|l| l.strip_prefix(&format!("{key} = ")))
+            .unwrap()
+            .trim_matches('"')
+            .to_owned()
+    };
+    let runroot = value("runroot");
+    let run = std::path::Path::new(&runroot).parent().unwrap().to_owned();
+    let mut cmd = podman_as(sb.mode);
+    cmd.env("XDG_RUNTIME_DIR", run.join("xdg"))
+        .args(["--root", &value("graphroot"), "--runroot", &runroot])
+        .args(["--storage-driver", &value("driver"), "--tmpdir"])
+        .arg(run.join("libpod-tmp"));
+    cmd
+}
+
+/// Names of the containers in the test's store.
+pub fn ps_names(sb: &Sandbox) -> Vec<String> {
+    let o = store_podman(sb)
+        .args(["ps", "-a", "--format", "{{.Names}}"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    stdout(&o).lines().map(str::to_owned).collect()
 }
 
 /// Generates `<name>_rootful` and `<name>_rootless` tests from one body.

@@ -2,24 +2,30 @@
 //! everything that shapes it, kept running between calls and removed after
 //! its idle TTL; or a one-shot container per call.
 //!
-//! Locks per warm container (see lock.rs): `<name>.use.lock` is held
-//! shared for the whole call; `<name>.create.lock` exclusively while a call
-//! creates or starts the container. Pruning takes both exclusively without
-//! waiting, so it never removes a container that is being created or used,
-//! and never deadlocks with a call (which may wait for create while
-//! holding use).
+//! Each warm container has a state directory (stamp.rs) with its locks and
+//! last-use stamp, and a watcher as its main process (watcher.rs) that ends
+//! it once idle past its TTL. Pruning (prune.rs) takes both locks
+//! exclusively without waiting, so it never removes a container that is
+//! being created or used, and never deadlocks with a call (which may wait
+//! for create while holding use).
 
-use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime};
+pub mod list;
+pub mod prune;
+pub mod stamp;
+pub mod watcher;
 
-use serde_json::json;
+use std::path::PathBuf;
+use std::time::Duration;
 
 use crate::config::{Config, Volume};
 use crate::digest::Key;
-use crate::error::{Error, IoContext, Result};
+use crate::error::{Error, Result};
 use crate::lock::{self, Lock, Mode};
 use crate::store::Podman;
 use crate::{fsutil, image, verbose};
+
+use crate::image::record::Record;
+use stamp::WarmDir;
 
 pub const PREFIX: &str = "lectic-nix-sandbox-";
 /// Every container of ours carries this label (and the name prefix).
@@ -29,6 +35,9 @@ pub const HOME_TARGET: &str = "/home/sandbox";
 
 /// How long a call waits for a warm container's use or create lock.
 const WARM_LOCK_LIMIT: Duration = Duration::from_secs(600);
+/// A call treats a container this close to its TTL as gone (the watcher
+/// compares whole seconds, so it may act up to a second early).
+const DOOM_MARGIN: Duration = Duration::from_secs(2);
 
 /// Everything that shapes a container.
 #[derive(Debug, Clone)]
@@ -40,14 +49,18 @@ pub struct Spec {
     pub allow_net: bool,
     pub rootless: bool,
     pub podman_extra: Vec<String>,
+    /// Whether the image runs the idle watcher (see watcher.rs); it is
+    /// decided by the image, so it is not part of the name.
+    pub watcher: bool,
 }
 
 impl Spec {
     /// Without `--home`, HOME is a directory per configuration (image
     /// excepted, so a rebuilt image keeps its HOME), created on first use.
-    pub fn new(cfg: &Config, image: &str) -> Result<Spec> {
+    pub fn new(cfg: &Config, image: &Record) -> Result<Spec> {
         let mut spec = Spec {
-            image: image.to_owned(),
+            image: image.image.clone(),
+            watcher: image.watcher,
             workdir: cfg.workdir.clone(),
             home: cfg.home.clone().unwrap_or_default(),
             volumes: cfg.volumes.clone(),
@@ -132,27 +145,27 @@ impl Spec {
 #[derive(Debug)]
 pub struct Warm {
     pub name: String,
-    stamp: PathBuf,
+    dir: WarmDir,
     _in_use: Lock,
 }
 
 impl Warm {
     /// Records the end of a use: the idle TTL counts from here.
     pub fn touch(&self) {
-        if let Ok(f) = std::fs::File::options().write(true).open(&self.stamp) {
-            let _ = f.set_modified(SystemTime::now());
+        if let Err(e) = self.dir.touch() {
+            verbose!("cannot record the end of the call: {e}");
         }
     }
 }
 
-#[derive(Debug, PartialEq, Eq)]
-enum State {
+#[derive(Debug, PartialEq, Eq, Clone, Copy)]
+pub(crate) enum State {
     Running,
     Stopped,
     Missing,
 }
 
-fn state(podman: &Podman, name: &str) -> Result<State> {
+pub(crate) fn state(podman: &Podman, name: &str) -> Result<State> {
     let out = podman.output([
         "container",
         "inspect",
@@ -179,85 +192,95 @@ fn state(podman: &Podman, name: &str) -> Result<State> {
     }
 }
 
-fn lock_path(cfg: &Config, name: &str, what: &str) -> PathBuf {
-    cfg.paths.locks().join(format!("{name}.{what}.lock"))
-}
-
-fn stamp_dir(cfg: &Config) -> PathBuf {
-    cfg.paths.cache.join("warm-state")
+/// Whether `name` is a warm container's name (not a one-shot's).
+pub fn is_warm_name(name: &str) -> bool {
+    name.strip_prefix(PREFIX)
+        .is_some_and(|h| h.len() == 16 && h.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 /// Makes sure the warm container for `spec` runs and marks it in use.
 ///
 /// The use lock (shared) comes first and is all a call needs when the
-/// container runs, so parallel calls do not queue; only a missing or
-/// stopped container is created or started under the create lock.
+/// container runs, so parallel calls do not queue. Under it, a container
+/// whose stamp has (nearly) expired is treated as gone: its watcher may
+/// have decided to exit just before we got the lock. Only then, or when the
+/// container is missing or stopped, is it made anew under the create lock.
 pub fn ensure_warm(cfg: &Config, podman: &Podman, spec: &Spec) -> Result<Warm> {
     let name = spec.name();
+    let dir = WarmDir::new(cfg, &name);
+    dir.prepare()?;
     let in_use = lock::acquire(
-        &lock_path(cfg, &name, "use"),
+        &dir.use_lock(),
         Mode::Shared,
         "the warm container",
-        WARM_LOCK_LIMIT,
+        cfg.lock_limit(WARM_LOCK_LIMIT),
     )?;
-    if state(podman, &name)? != State::Running {
+    let usable = |podman: &Podman| -> Result<Option<State>> {
+        if dir.expired(DOOM_MARGIN) {
+            return Ok(Some(State::Stopped));
+        }
+        let s = state(podman, &name)?;
+        Ok((s != State::Running).then_some(s))
+    };
+    if usable(podman)?.is_some() {
         let _creating = lock::acquire(
-            &lock_path(cfg, &name, "create"),
+            &dir.create_lock(),
             Mode::Exclusive,
             "the warm container",
-            WARM_LOCK_LIMIT,
+            cfg.lock_limit(WARM_LOCK_LIMIT),
         )?;
         // Another call may have made it while we waited.
-        match state(podman, &name)? {
-            State::Running => {}
-            State::Stopped => {
-                verbose!("starting stopped container {name}");
-                if podman
-                    .check("starting the container", ["start", &name])
-                    .is_err()
-                {
-                    remove(podman, &name)?;
-                    create(podman, spec, &name)?;
-                }
+        if let Some(s) = usable(podman)? {
+            if s != State::Missing {
+                remove(podman, &name)?;
             }
-            State::Missing => create(podman, spec, &name)?,
+            // The stamp first: the watcher of the new container reads it.
+            dir.record(spec, cfg.ttl)?;
+            create(podman, spec, &dir)?;
         }
     }
-    let stamp = stamp_dir(cfg).join(format!("{name}.json"));
-    // The last call's TTL is the one that counts.
-    if stamp_ttl(&stamp) != Some(cfg.ttl.as_secs()) {
-        let info = json!({
-            "name": name,
-            "image": spec.image,
-            "workdir": spec.workdir,
-            "home": spec.home,
-            "allow_net": spec.allow_net,
-            "ttl_seconds": cfg.ttl.as_secs(),
-        });
-        fsutil::write_atomic(&stamp, info.to_string().as_bytes())?;
-    }
-    let warm = Warm {
+    dir.set_ttl(cfg.ttl)?;
+    dir.touch()?;
+    Ok(Warm {
         name,
-        stamp,
+        dir,
         _in_use: in_use,
-    };
-    warm.touch();
-    Ok(warm)
+    })
 }
 
-fn create(podman: &Podman, spec: &Spec, name: &str) -> Result<()> {
+/// `podman create` then `podman start`: a call killed in between leaves a
+/// created container, which the next call removes and makes again.
+fn create(podman: &Podman, spec: &Spec, dir: &WarmDir) -> Result<()> {
     if !image::image_exists(podman, &spec.image)? {
         return Err(Error::ImageMissing(spec.image.clone()));
     }
+    let name = &dir.name;
     verbose!("creating warm container {name}");
-    let mut args: Vec<String> = vec!["run".into(), "-d".into(), "--name".into(), name.into()];
+    let mut args: Vec<String> = vec![
+        "create".into(),
+        "--rm".into(),
+        "--name".into(),
+        name.clone(),
+    ];
     args.extend(spec.run_args());
-    args.extend([spec.image.clone(), "sleep".into(), "infinity".into()]);
+    args.extend([
+        "--volume".into(),
+        format!("{}:{}:ro", dir.path().display(), watcher::MOUNT),
+        spec.image.clone(),
+    ]);
+    if spec.watcher {
+        args.extend(watcher::command());
+    } else {
+        // Without the watcher's tools it only sleeps; calls prune it.
+        args.extend(["sleep".into(), "infinity".into()]);
+    }
     podman.check("creating the warm container", &args)?;
+    podman.check("starting the warm container", ["start", name.as_str()])?;
     Ok(())
 }
 
-fn remove(podman: &Podman, name: &str) -> Result<()> {
+/// Removes a container of ours now; a missing one is no error.
+pub(crate) fn remove(podman: &Podman, name: &str) -> Result<()> {
     let out = podman.output(["rm", "--force", "--time", "0", name])?;
     let err = String::from_utf8_lossy(&out.stderr);
     if out.status.success() || err.contains("no such") {
@@ -268,69 +291,6 @@ fn remove(podman: &Podman, name: &str) -> Result<()> {
             log: err.into_owned(),
         })
     }
-}
-
-/// Removes warm containers idle past their TTL, skipping `keep` and any in
-/// use. Costs one directory read when nothing has expired.
-pub fn prune_expired(cfg: &Config, podman: &Podman, keep: &str) -> Result<()> {
-    let dir = stamp_dir(cfg);
-    let entries = match std::fs::read_dir(&dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(e).with_path("cannot read", &dir),
-    };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        let Some(name) = stamp_name(&path) else {
-            continue;
-        };
-        if name == keep || !expired(&path) {
-            continue;
-        }
-        let Some(_use) = lock::try_acquire(&lock_path(cfg, &name, "use"), Mode::Exclusive)? else {
-            continue;
-        };
-        let Some(_create) = lock::try_acquire(&lock_path(cfg, &name, "create"), Mode::Exclusive)?
-        else {
-            continue;
-        };
-        if !expired(&path) {
-            continue; // used again while we took the locks
-        }
-        verbose!("removing idle container {name}");
-        remove(podman, &name)?;
-        let _ = std::fs::remove_file(&path);
-    }
-    Ok(())
-}
-
-fn stamp_name(path: &Path) -> Option<String> {
-    let file = path.file_name()?.to_str()?;
-    let name = file.strip_suffix(".json")?;
-    name.starts_with(PREFIX).then(|| name.to_owned())
-}
-
-fn stamp_ttl(stamp: &Path) -> Option<u64> {
-    let bytes = std::fs::read(stamp).ok()?;
-    serde_json::from_slice::<serde_json::Value>(&bytes)
-        .ok()?
-        .get("ttl_seconds")?
-        .as_u64()
-}
-
-fn expired(stamp: &Path) -> bool {
-    let Ok(meta) = std::fs::metadata(stamp) else {
-        return false;
-    };
-    let ttl = stamp_ttl(stamp)
-        .map(Duration::from_secs)
-        .unwrap_or(crate::cli::DEFAULT_TTL);
-    let idle = meta
-        .modified()
-        .ok()
-        .and_then(|m| SystemTime::now().duration_since(m).ok())
-        .unwrap_or_default();
-    idle > ttl
 }
 
 #[cfg(test)]
@@ -346,6 +306,7 @@ mod tests {
             allow_net: false,
             rootless: true,
             podman_extra: vec![],
+            watcher: true,
         }
     }
 
@@ -393,15 +354,12 @@ mod tests {
     }
 
     #[test]
-    fn stamp_names_are_only_ours() {
-        assert_eq!(
-            stamp_name(Path::new("/s/lectic-nix-sandbox-0123.json")).as_deref(),
-            Some("lectic-nix-sandbox-0123")
-        );
-        assert_eq!(stamp_name(Path::new("/s/other.json")), None);
-        assert_eq!(
-            stamp_name(Path::new("/s/.lectic-nix-sandbox-1.json.tmp-3")),
-            None
-        );
+    fn warm_names_are_ours_and_not_one_shot() {
+        assert!(is_warm_name(&spec().name()));
+        assert!(!is_warm_name(
+            "lectic-nix-sandbox-once-0123456789abcdef01234567"
+        ));
+        assert!(!is_warm_name("other-0123456789abcdef"));
+        assert!(!is_warm_name("lectic-nix-sandbox-0123456789abcdeg"));
     }
 }

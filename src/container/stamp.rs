@@ -1,0 +1,232 @@
+//! A warm container's state directory, `warm/<name>/`, the one place where
+//! the host and the container's watcher (see watcher.rs) meet:
+//!
+//! - `use.lock`: held shared by every call for its whole length, taken
+//!   exclusively by whoever removes the container (a pruning call, or the
+//!   watcher inside it). Lock files are never deleted: a waiter that opened
+//!   a deleted one would lock a file nobody else sees.
+//! - `create.lock`: held exclusively while a call (re)creates the container.
+//! - `last-use`: its mtime is the end of the last call (the stamp);
+//! - `ttl`: the idle TTL in seconds, that of the last call;
+//! - `state.json`: what the container was made of, for `--status`.
+//!
+//! The directory is mounted read-only into the container, so the watcher
+//! reads exactly what the host writes.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use serde_json::{Value, json};
+
+use crate::config::Config;
+use crate::error::{IoContext, Result};
+use crate::fsutil;
+
+use super::Spec;
+
+#[derive(Debug, Clone)]
+pub struct WarmDir {
+    pub name: String,
+    dir: PathBuf,
+}
+
+pub fn root(cfg: &Config) -> PathBuf {
+    cfg.paths.cache.join("warm")
+}
+
+impl WarmDir {
+    pub fn new(cfg: &Config, name: &str) -> WarmDir {
+        WarmDir {
+            name: name.to_owned(),
+            dir: root(cfg).join(name),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn use_lock(&self) -> PathBuf {
+        self.dir.join("use.lock")
+    }
+
+    pub fn create_lock(&self) -> PathBuf {
+        self.dir.join("create.lock")
+    }
+
+    fn last_use(&self) -> PathBuf {
+        self.dir.join("last-use")
+    }
+
+    fn ttl_file(&self) -> PathBuf {
+        self.dir.join("ttl")
+    }
+
+    fn state_file(&self) -> PathBuf {
+        self.dir.join("state.json")
+    }
+
+    /// Creates the directory and both lock files (the watcher opens
+    /// `use.lock` read-only, so it must exist before the container starts).
+    pub fn prepare(&self) -> Result<()> {
+        fsutil::ensure_dir(&self.dir)?;
+        for lock in [self.use_lock(), self.create_lock()] {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&lock)
+                .with_path("cannot create lock file", &lock)?;
+        }
+        Ok(())
+    }
+
+    /// The TTL of the last call, if a stamp is there.
+    pub fn ttl(&self) -> Option<Duration> {
+        let text = std::fs::read_to_string(self.ttl_file()).ok()?;
+        text.trim().parse().ok().map(Duration::from_secs)
+    }
+
+    /// Time since the last call ended (or the current one started).
+    pub fn idle(&self) -> Option<Duration> {
+        let modified = std::fs::metadata(self.last_use()).ok()?.modified().ok()?;
+        Some(
+            SystemTime::now()
+                .duration_since(modified)
+                .unwrap_or_default(),
+        )
+    }
+
+    /// Whether a stamp exists at all.
+    pub fn stamped(&self) -> bool {
+        self.last_use().exists()
+    }
+
+    /// Idle past the TTL, less `margin`; a missing stamp counts as expired
+    /// (the container is unknown or on its way out).
+    pub fn expired(&self, margin: Duration) -> bool {
+        match (self.idle(), self.ttl()) {
+            (Some(idle), Some(ttl)) => idle + margin > ttl,
+            _ => true,
+        }
+    }
+
+    /// Records a new container: what it is made of, its TTL, a fresh stamp.
+    pub fn record(&self, spec: &Spec, ttl: Duration) -> Result<()> {
+        let state = json!({
+            "name": self.name,
+            "image": spec.image,
+            "workdir": spec.workdir,
+            "home": spec.home,
+            "volumes": spec.volumes.iter().map(|v| v.podman_arg()).collect::<Vec<_>>(),
+            "allow_net": spec.allow_net,
+            "podman_extra": spec.podman_extra,
+        });
+        fsutil::write_atomic(&self.state_file(), state.to_string().as_bytes())?;
+        self.set_ttl(ttl)?;
+        self.touch()
+    }
+
+    /// The last call's TTL is the one that counts.
+    pub fn set_ttl(&self, ttl: Duration) -> Result<()> {
+        if self.ttl() != Some(Duration::from_secs(ttl.as_secs())) {
+            fsutil::write_atomic(&self.ttl_file(), format!("{}\n", ttl.as_secs()).as_bytes())?;
+        }
+        Ok(())
+    }
+
+    /// Moves the stamp to now (creating it if missing).
+    pub fn touch(&self) -> Result<()> {
+        let path = self.last_use();
+        let f = std::fs::File::options()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .with_path("cannot write", &path)?;
+        f.set_modified(SystemTime::now())
+            .with_path("cannot touch", &path)
+    }
+
+    /// Removes the stamp, the stamp first: a half-cleared directory reads
+    /// as "no container". The lock files stay (see the module comment).
+    pub fn clear(&self) {
+        for f in [self.last_use(), self.ttl_file(), self.state_file()] {
+            let _ = std::fs::remove_file(f);
+        }
+    }
+
+    /// What the container was made of, as recorded.
+    pub fn state(&self) -> Option<Value> {
+        serde_json::from_slice(&std::fs::read(self.state_file()).ok()?).ok()
+    }
+}
+
+/// Every warm directory under the cache.
+pub fn all(cfg: &Config) -> Result<Vec<WarmDir>> {
+    let dir = root(cfg);
+    let entries = match std::fs::read_dir(&dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
+        Err(e) => return Err(e).with_path("cannot read", &dir),
+    };
+    let mut dirs: Vec<WarmDir> = entries
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            super::is_warm_name(&name).then(|| WarmDir {
+                name,
+                dir: e.path(),
+            })
+        })
+        .collect();
+    dirs.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(dirs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scratch() -> WarmDir {
+        let dir = std::env::temp_dir().join(format!(
+            "lns-stamp-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        WarmDir {
+            name: "n".into(),
+            dir,
+        }
+    }
+
+    #[test]
+    fn a_missing_stamp_is_expired_and_a_fresh_one_is_not() {
+        let d = scratch();
+        d.prepare().unwrap();
+        assert!(d.expired(Duration::ZERO));
+        d.set_ttl(Duration::from_secs(60)).unwrap();
+        d.touch().unwrap();
+        assert!(!d.expired(Duration::ZERO));
+        assert!(d.expired(Duration::from_secs(61)), "the margin counts");
+        d.clear();
+        assert!(!d.stamped() && d.expired(Duration::ZERO));
+        assert!(d.use_lock().exists(), "locks survive clearing");
+    }
+
+    #[test]
+    fn an_old_stamp_is_expired() {
+        let d = scratch();
+        d.prepare().unwrap();
+        d.set_ttl(Duration::from_secs(5)).unwrap();
+        d.touch().unwrap();
+        let old = SystemTime::now() - Duration::from_secs(10);
+        std::fs::File::options()
+            .write(true)
+            .open(d.last_use())
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+        assert!(d.expired(Duration::ZERO));
+        assert_eq!(d.ttl(), Some(Duration::from_secs(5)));
+    }
+}

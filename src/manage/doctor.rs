@@ -1,0 +1,439 @@
+//! `--doctor`: checks what the sandbox needs, each failure with its fix.
+//! Exit status 0 when nothing failed (warnings allowed), 1 otherwise.
+
+use std::io::Read;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::config::Config;
+use crate::fsutil;
+use crate::store::Podman;
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Level {
+    Ok,
+    Warn,
+    Fail,
+}
+
+struct Check {
+    name: &'static str,
+    level: Level,
+    detail: String,
+    fix: String,
+}
+
+fn ok(name: &'static str, detail: impl Into<String>) -> Check {
+    Check {
+        name,
+        level: Level::Ok,
+        detail: detail.into(),
+        fix: String::new(),
+    }
+}
+
+fn bad(
+    name: &'static str,
+    level: Level,
+    detail: impl Into<String>,
+    fix: impl Into<String>,
+) -> Check {
+    Check {
+        name,
+        level,
+        detail: detail.into(),
+        fix: fix.into(),
+    }
+}
+
+pub fn run(cfg: &Config) -> i32 {
+    let mut checks = vec![podman_version(cfg), nix_version(cfg), nix_store(cfg)];
+    if cfg.rootless() {
+        let user = user_name(cfg.uid);
+        for (file, what) in [("/etc/subuid", "subuid"), ("/etc/subgid", "subgid")] {
+            checks.push(sub_ids(Path::new(file), what, &user, cfg.uid));
+        }
+        for helper in ["newuidmap", "newgidmap"] {
+            checks.push(id_mapper(helper));
+        }
+        checks.push(network_helpers());
+    }
+    checks.extend(dirs(cfg));
+    checks.extend(store(cfg));
+    let failed = checks.iter().any(|c| c.level == Level::Fail);
+    let value = json!({
+        "ok": !failed,
+        "checks": checks.iter().map(|c| json!({
+            "name": c.name,
+            "status": match c.level { Level::Ok => "ok", Level::Warn => "warn", Level::Fail => "fail" },
+            "detail": c.detail,
+            "fix": c.fix,
+        })).collect::<Vec<_>>(),
+    });
+    super::emit(cfg, &value, render);
+    i32::from(failed)
+}
+
+fn render(v: &Value) -> String {
+    let mut out = String::new();
+    for c in super::items(v, "checks") {
+        let tag = match super::s(c, "status") {
+            "ok" => "ok  ",
+            "warn" => "warn",
+            _ => "FAIL",
+        };
+        out += &format!("{tag}  {}: {}", super::s(c, "name"), super::s(c, "detail"));
+        let fix = super::s(c, "fix");
+        if !fix.is_empty() {
+            out += &format!("; fix: {fix}");
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// Runs `cmd` for at most `limit`; its stdout and stderr, or why not.
+fn probe(mut cmd: Command, limit: Duration) -> Result<(bool, String, String), String> {
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().map_err(|e| e.to_string())?;
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
+            break status;
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(format!("no answer within {}s", limit.as_secs()));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut out = String::new();
+    let mut err = String::new();
+    if let Some(mut s) = child.stdout.take() {
+        let _ = s.read_to_string(&mut out);
+    }
+    if let Some(mut s) = child.stderr.take() {
+        let _ = s.read_to_string(&mut err);
+    }
+    Ok((
+        status.success(),
+        out.trim().to_owned(),
+        err.trim().to_owned(),
+    ))
+}
+
+/// The first `major.minor` in `text`.
+fn version(text: &str) -> Option<(u32, u32)> {
+    text.split(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .find_map(|w| {
+            let mut parts = w.split('.');
+            let major = parts.next()?.parse().ok()?;
+            let minor = parts.next()?.parse().ok()?;
+            Some((major, minor))
+        })
+}
+
+fn tool_version(
+    name: &'static str,
+    exe: &str,
+    option: &str,
+    min: (u32, u32),
+    install: &str,
+) -> Check {
+    let mut cmd = Command::new(exe);
+    cmd.arg("--version");
+    match probe(cmd, Duration::from_secs(20)) {
+        Err(e) => bad(
+            name,
+            Level::Fail,
+            format!("cannot run `{exe}`: {e}"),
+            format!("{install}, or name it with {option}"),
+        ),
+        Ok((_, out, _)) => match version(&out) {
+            Some(v) if v >= min => ok(name, out),
+            _ => bad(
+                name,
+                Level::Fail,
+                format!("{out:?} is older than {}.{}", min.0, min.1),
+                format!("{install} ({}.{} or newer)", min.0, min.1),
+            ),
+        },
+    }
+}
+
+fn podman_version(cfg: &Config) -> Check {
+    tool_version(
+        "podman",
+        &cfg.podman_exe,
+        "--podman-exe",
+        (4, 0),
+        "install podman (e.g. `apt install podman`)",
+    )
+}
+
+fn nix_version(cfg: &Config) -> Check {
+    tool_version(
+        "nix",
+        &cfg.image.nix_exe,
+        "--nix-exe",
+        (2, 4),
+        "install Nix (https://nixos.org/download)",
+    )
+}
+
+fn nix_store(cfg: &Config) -> Check {
+    let mut cmd = Command::new(&cfg.image.nix_exe);
+    cmd.args([
+        "--extra-experimental-features",
+        "nix-command",
+        "store",
+        "ping",
+    ]);
+    match probe(cmd, Duration::from_secs(20)) {
+        Ok((true, _, _)) => ok("nix store", "reachable"),
+        Ok((false, _, err)) => bad(
+            "nix store",
+            Level::Fail,
+            first_line(&err),
+            "start the Nix daemon (`systemctl start nix-daemon`) or check NIX_REMOTE",
+        ),
+        Err(e) => bad(
+            "nix store",
+            Level::Fail,
+            e,
+            "install Nix, or start its daemon",
+        ),
+    }
+}
+
+fn first_line(s: &str) -> String {
+    s.lines().next().unwrap_or("failed").to_owned()
+}
+
+fn user_name(uid: u32) -> String {
+    std::fs::read_to_string("/etc/passwd")
+        .ok()
+        .and_then(|p| {
+            p.lines().find_map(|l| {
+                let f: Vec<&str> = l.split(':').collect();
+                (f.len() > 2 && f[2] == uid.to_string()).then(|| f[0].to_owned())
+            })
+        })
+        .or_else(|| std::env::var("USER").ok())
+        .unwrap_or_else(|| uid.to_string())
+}
+
+/// The number of subordinate ids `file` gives `user` (by name or uid).
+fn sub_id_count(text: &str, user: &str, uid: u32) -> u64 {
+    text.lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.trim().split(':').collect();
+            (f.len() == 3 && (f[0] == user || f[0] == uid.to_string()))
+                .then(|| f[2].parse::<u64>().unwrap_or(0))
+        })
+        .sum()
+}
+
+fn sub_ids(file: &Path, what: &'static str, user: &str, uid: u32) -> Check {
+    let fix = format!(
+        "`sudo usermod --add-subuids 100000-165535 --add-subgids 100000-165535 {user}`, then `podman system migrate`"
+    );
+    let count = std::fs::read_to_string(file)
+        .map(|t| sub_id_count(&t, user, uid))
+        .unwrap_or(0);
+    if count >= 65_536 {
+        ok(
+            what,
+            format!("{count} ids for {user} in {}", file.display()),
+        )
+    } else {
+        bad(
+            what,
+            Level::Fail,
+            format!(
+                "{count} ids for {user} in {} (65536 needed)",
+                file.display()
+            ),
+            fix,
+        )
+    }
+}
+
+fn on_path(program: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|path| {
+        std::env::split_paths(&path)
+            .map(|d| d.join(program))
+            .find(|p| p.is_file())
+    })
+}
+
+fn id_mapper(helper: &'static str) -> Check {
+    let fix = "install the uidmap package (Debian, Ubuntu) or shadow-utils (Fedora, Arch)";
+    let Some(path) = on_path(helper) else {
+        return bad(helper, Level::Fail, "not found on PATH", fix);
+    };
+    let setuid = std::fs::metadata(&path)
+        .map(|m| m.permissions().mode() & 0o4000 != 0)
+        .unwrap_or(false);
+    if setuid || crate::sys::has_file_capabilities(&path) {
+        ok(helper, path.display().to_string())
+    } else {
+        bad(
+            helper,
+            Level::Fail,
+            format!(
+                "{} is neither setuid root nor has file capabilities",
+                path.display()
+            ),
+            "reinstall the uidmap/shadow-utils package",
+        )
+    }
+}
+
+/// `--allow-net` in rootless Podman 4 needs slirp4netns and /dev/net/tun.
+fn network_helpers() -> Check {
+    if on_path("slirp4netns").is_none() {
+        return bad(
+            "network",
+            Level::Warn,
+            "slirp4netns not found: --allow-net will fail",
+            "install slirp4netns",
+        );
+    }
+    match std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/net/tun")
+    {
+        Ok(_) => ok(
+            "network",
+            "slirp4netns and /dev/net/tun available for --allow-net",
+        ),
+        Err(e) => bad(
+            "network",
+            Level::Warn,
+            format!("/dev/net/tun: {e}: --allow-net will fail"),
+            "load the tun module (`modprobe tun`) and make /dev/net/tun usable (mode 0666)",
+        ),
+    }
+}
+
+fn dirs(cfg: &Config) -> Vec<Check> {
+    [
+        ("cache dir", &cfg.paths.cache, "LECTIC_CACHE"),
+        ("temp dir", &cfg.paths.temp, "LECTIC_TEMP"),
+    ]
+    .into_iter()
+    .map(|(name, dir, var)| {
+        let probe = dir.join(format!(".doctor-{}", std::process::id()));
+        // Made as a call makes them (the temp dir private).
+        let made = if dir == &cfg.paths.temp {
+            fsutil::ensure_private_dir(dir, cfg.uid)
+        } else {
+            fsutil::ensure_dir(dir)
+        };
+        let result = made
+            .and_then(|()| fsutil::write_atomic(&probe, b"ok"))
+            .map(|()| {
+                let _ = std::fs::remove_file(&probe);
+            });
+        match result {
+            Ok(()) => ok(name, format!("{} is writable", dir.display())),
+            Err(e) => bad(
+                name,
+                Level::Fail,
+                e.to_string(),
+                format!("set {var} to a directory you can write"),
+            ),
+        }
+    })
+    .collect()
+}
+
+/// Our store: its storage driver, and whether podman runs on it.
+fn store(cfg: &Config) -> Vec<Check> {
+    let podman = match Podman::open(cfg) {
+        Ok(p) => p,
+        Err(e) => {
+            return vec![bad(
+                "store",
+                Level::Fail,
+                first_line(&e.to_string()),
+                "see the podman check above; run with --verbose for details",
+            )];
+        }
+    };
+    let driver = if podman.driver == "overlay" {
+        ok("storage driver", "overlay")
+    } else {
+        bad(
+            "storage driver",
+            Level::Warn,
+            format!("{} (slower, more disk)", podman.driver),
+            "use a kernel with rootless overlay (5.13+) or install fuse-overlayfs, then remove podman-conf/storage.conf under the cache dir",
+        )
+    };
+    let info = podman.output([
+        "info",
+        "--format",
+        "{{.Host.CgroupsVersion}} {{.Host.OCIRuntime.Name}}",
+    ]);
+    let runs = match info {
+        Ok(o) if o.status.success() => {
+            let text = String::from_utf8_lossy(&o.stdout).trim().to_owned();
+            let mut words = text.split_whitespace();
+            let cgroups = words.next().unwrap_or("?").to_owned();
+            let runtime = words.next().unwrap_or("?").to_owned();
+            if cgroups == "v2" || !cfg.rootless() {
+                ok(
+                    "podman info",
+                    format!("cgroups {cgroups}, runtime {runtime}"),
+                )
+            } else {
+                bad(
+                    "podman info",
+                    Level::Warn,
+                    format!(
+                        "cgroups {cgroups}, runtime {runtime}: rootless containers get no resource limits"
+                    ),
+                    "boot with cgroup v2 (systemd.unified_cgroup_hierarchy=1)",
+                )
+            }
+        }
+        Ok(o) => bad(
+            "podman info",
+            Level::Fail,
+            first_line(String::from_utf8_lossy(&o.stderr).trim()),
+            "run `podman info` as this user and fix what it reports",
+        ),
+        Err(e) => bad("podman info", Level::Fail, e.to_string(), "install podman"),
+    };
+    vec![driver, runs]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_are_read_from_what_tools_print() {
+        assert_eq!(version("podman version 4.3.1"), Some((4, 3)));
+        assert_eq!(version("nix (Nix) 2.8.0"), Some((2, 8)));
+        assert_eq!(version("nothing"), None);
+    }
+
+    #[test]
+    fn sub_ids_count_by_name_or_uid() {
+        let text = "alice:100000:65536\n1001:200000:1000\nbob:300000:65536\n";
+        assert_eq!(sub_id_count(text, "alice", 1000), 65_536);
+        assert_eq!(sub_id_count(text, "carol", 1001), 1000);
+        assert_eq!(sub_id_count(text, "dave", 1002), 0);
+    }
+}

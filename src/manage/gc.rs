@@ -1,0 +1,157 @@
+//! `--gc`: prunes like `--prune`, then removes stale image records, images
+//! that no record and no container uses, flake copies of removed records,
+//! and files a killed call left half-written.
+//!
+//! It works only while no build or load runs (it try-locks every image lock
+//! and the load lock, and skips the image part if one is held), so it never
+//! removes an image a call is about to record.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::config::Config;
+use crate::container::{list, prune, stamp};
+use crate::error::Result;
+use crate::image::{listing, load, record};
+use crate::lock::{self, Lock, Mode};
+use crate::store::Podman;
+
+use super::{human_bytes, items, prune_json, s};
+
+/// A record no call used for this long is stale (unless a container uses
+/// its image).
+const RECORD_MAX_UNUSED: Duration = Duration::from_secs(30 * 86_400);
+
+pub fn run(cfg: &Config, podman: &Podman) -> Result<Value> {
+    let pruned = prune::prune(cfg, podman, false)?;
+    let mut out = json!({ "pruned": prune_json(&pruned) });
+    let Some(_locks) = quiet_image_locks(cfg)? else {
+        out["skipped"] = json!("a build or load is running; images and records were left alone");
+        return Ok(out);
+    };
+    let containers = list::ours(podman)?;
+    let in_container = |image: &str| containers.iter().any(|c| c.image == image);
+
+    let mut records = Vec::new();
+    let mut kept = Vec::new();
+    for r in record::all(&cfg.paths.cache) {
+        let unused = r.used.elapsed().is_ok_and(|age| age > RECORD_MAX_UNUSED);
+        let useless = !Path::new(&r.record.store_path).exists()
+            && !crate::image::image_exists(podman, &r.record.image)?;
+        if useless || (unused && !in_container(&r.record.image)) {
+            std::fs::remove_file(&r.path)
+                .map_err(|e| crate::error::Error::io("cannot remove", &r.path, e))?;
+            records.push(json!({
+                "image": r.record.image,
+                "why": if useless { "its image and store path are gone" } else { "unused for 30 days" },
+            }));
+        } else {
+            kept.push(r);
+        }
+    }
+
+    let mut images = Vec::new();
+    for i in listing::ours(podman)? {
+        let used = i
+            .tags
+            .iter()
+            .any(|t| in_container(t) || kept.iter().any(|r| &r.record.image == t));
+        if used {
+            continue;
+        }
+        // Podman refuses while a container uses it; that is fine.
+        if podman.check("removing an image", ["rmi", &i.id]).is_ok() {
+            images.push(json!({"tags": i.tags, "size_bytes": i.size}));
+        }
+    }
+
+    let mut files = Vec::new();
+    let flakes = cfg.paths.cache.join("flakes");
+    for dir in children(&flakes) {
+        let name = dir.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        if !kept.iter().any(|r| r.short_key == name) && std::fs::remove_dir_all(&dir).is_ok() {
+            files.push(dir);
+        }
+    }
+    let scratch = load::scratch_dir(cfg);
+    if scratch.exists() && std::fs::remove_dir_all(&scratch).is_ok() {
+        files.push(scratch);
+    }
+    // Temp files of atomic writes whose writer died.
+    let mut dirs = vec![
+        cfg.paths.cache.join("images"),
+        cfg.paths.cache.join("podman-conf"),
+    ];
+    dirs.extend(children(&stamp::root(cfg)));
+    for dir in dirs {
+        for f in children(&dir) {
+            let name = f.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+            if name.starts_with('.') && name.contains(".tmp-") && std::fs::remove_file(&f).is_ok() {
+                files.push(f);
+            }
+        }
+    }
+    out["records"] = json!(records);
+    out["images"] = json!(images);
+    out["files"] = json!(files);
+    Ok(out)
+}
+
+/// Every image lock and the load lock, if none is held.
+fn quiet_image_locks(cfg: &Config) -> Result<Option<Vec<Lock>>> {
+    let mut held = Vec::new();
+    let mut paths = vec![cfg.paths.locks().join("load.lock")];
+    paths.extend(children(&cfg.paths.locks()).into_iter().filter(|p| {
+        p.file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with("image-") && n.ends_with(".lock"))
+    }));
+    for p in paths {
+        match lock::try_acquire(&p, Mode::Exclusive)? {
+            Some(l) => held.push(l),
+            None => return Ok(None),
+        }
+    }
+    Ok(Some(held))
+}
+
+fn children(dir: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(dir)
+        .map(|e| e.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default()
+}
+
+pub fn render(v: &Value) -> String {
+    let mut out = super::render_prune(&v["pruned"]);
+    if out == "nothing to prune\n" {
+        out.clear();
+    }
+    if let Some(why) = v.get("skipped").and_then(Value::as_str) {
+        out += &format!("{why}\n");
+        return out;
+    }
+    for r in items(v, "records") {
+        out += &format!("removed record of {} ({})\n", s(r, "image"), s(r, "why"));
+    }
+    let mut freed = 0;
+    for i in items(v, "images") {
+        let size = i["size_bytes"].as_u64().unwrap_or(0);
+        freed += size;
+        let tag = items(i, "tags")
+            .first()
+            .and_then(Value::as_str)
+            .unwrap_or("?");
+        out += &format!("removed image {tag} ({})\n", human_bytes(size));
+    }
+    for f in items(v, "files") {
+        out += &format!("removed {}\n", f.as_str().unwrap_or_default());
+    }
+    if out.is_empty() {
+        out = "nothing to collect\n".into();
+    } else if freed > 0 {
+        out += &format!("freed {} of images\n", human_bytes(freed));
+    }
+    out
+}

@@ -1,0 +1,190 @@
+//! Management commands: flags that take the place of a tool command
+//! (`--status`, `--prune`, `--gc`, `--prepare`, `--doctor`), so a tool
+//! named `status` or `prune` still runs in the sandbox. Each prints for a
+//! person, or JSON with `--json`.
+
+mod doctor;
+mod gc;
+mod status;
+
+use std::io::IsTerminal;
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::cli::Action;
+use crate::config::Config;
+use crate::container::prune;
+use crate::error::Result;
+use crate::image::{self, Want};
+use crate::store::Podman;
+
+/// Runs the management action of `cfg`; returns the exit status.
+pub fn run(cfg: &Config) -> Result<i32> {
+    match cfg.action {
+        Action::Run => unreachable!("not a management action"),
+        Action::Doctor => Ok(doctor::run(cfg)),
+        Action::Status => {
+            let podman = Podman::open(cfg)?;
+            emit(cfg, &status::collect(cfg, &podman)?, status::render);
+            Ok(0)
+        }
+        Action::Prune { all } => {
+            let podman = Podman::open(cfg)?;
+            let report = prune::prune(cfg, &podman, all)?;
+            emit(cfg, &prune_json(&report), render_prune);
+            Ok(0)
+        }
+        Action::Gc => {
+            let podman = Podman::open(cfg)?;
+            emit(cfg, &gc::run(cfg, &podman)?, gc::render);
+            Ok(0)
+        }
+        Action::Prepare { start } => {
+            let podman = Podman::open(cfg)?;
+            emit(cfg, &prepare(cfg, &podman, start)?, render_prepare);
+            Ok(0)
+        }
+    }
+}
+
+/// Prints `value` as JSON or through `render`.
+fn emit(cfg: &Config, value: &Value, render: fn(&Value) -> String) {
+    if cfg.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(value).unwrap_or_default()
+        );
+    } else {
+        print!("{}", render(value));
+    }
+}
+
+pub(crate) fn prune_json(report: &prune::Report) -> Value {
+    json!({
+        "removed": report.removed.iter()
+            .map(|(name, why)| json!({"name": name, "why": why}))
+            .collect::<Vec<_>>(),
+        "in_use": report.in_use,
+    })
+}
+
+fn render_prune(v: &Value) -> String {
+    let mut out = String::new();
+    for r in items(v, "removed") {
+        out += &format!("removed {} ({})\n", s(r, "name"), s(r, "why"));
+    }
+    for n in items(v, "in_use") {
+        out += &format!("kept {} (in use)\n", n.as_str().unwrap_or_default());
+    }
+    if out.is_empty() {
+        out = "nothing to prune\n".into();
+    }
+    out
+}
+
+/// `--prepare`: the image (and with `start` the warm container) now.
+fn prepare(cfg: &Config, podman: &Podman, start: bool) -> Result<Value> {
+    let progress = std::io::stderr().is_terminal();
+    let image = image::ensure(cfg, podman, Want::Present)?.image;
+    if progress {
+        eprintln!("lectic-nix-sandbox: image {image} is ready");
+    }
+    let mut v = json!({ "image": image });
+    if start {
+        let warm = crate::warm_container(cfg, podman)?;
+        v["container"] = json!(warm.name);
+        v["workdir"] = json!(cfg.workdir);
+        v["ttl_seconds"] = json!(cfg.ttl.as_secs());
+    }
+    Ok(v)
+}
+
+fn render_prepare(v: &Value) -> String {
+    let mut out = format!("image {} ready\n", s(v, "image"));
+    if let Some(c) = v.get("container").and_then(Value::as_str) {
+        out += &format!(
+            "warm container {c} running for {} (idle TTL {})\n",
+            s(v, "workdir"),
+            human_secs(v.get("ttl_seconds").and_then(Value::as_u64).unwrap_or(0))
+        );
+    }
+    out
+}
+
+/// `v[key]` as a string ("" if absent).
+fn s<'a>(v: &'a Value, key: &str) -> &'a str {
+    v.get(key).and_then(Value::as_str).unwrap_or_default()
+}
+
+/// `v[key]` as a slice of items (empty if absent).
+fn items<'a>(v: &'a Value, key: &str) -> &'a [Value] {
+    v.get(key)
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+}
+
+fn human_secs(secs: u64) -> String {
+    humantime::format_duration(Duration::from_secs(secs)).to_string()
+}
+
+fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KB", "MB", "GB", "TB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1000.0 && unit < UNITS.len() - 1 {
+        value /= 1000.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+/// Bytes of the regular files under `dir` (symlinks not followed; what
+/// cannot be read is skipped).
+fn dir_size(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => dir_size(&e.path()),
+            Ok(t) if t.is_file() => e.metadata().map(|m| m.len()).unwrap_or(0),
+            _ => 0,
+        })
+        .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_and_durations_read_like_a_person_writes_them() {
+        assert_eq!(human_bytes(999), "999 B");
+        assert_eq!(human_bytes(2_166_290), "2.2 MB");
+        assert_eq!(human_secs(930), "15m 30s");
+    }
+
+    #[test]
+    fn prune_report_says_what_went_and_what_stayed() {
+        let r = prune::Report {
+            removed: vec![("a".into(), "idle past its TTL".into())],
+            in_use: vec!["b".into()],
+        };
+        assert_eq!(
+            render_prune(&prune_json(&r)),
+            "removed a (idle past its TTL)\nkept b (in use)\n"
+        );
+        assert_eq!(
+            render_prune(&prune_json(&prune::Report::default())),
+            "nothing to prune\n"
+        );
+    }
+}

@@ -1,0 +1,179 @@
+//! `--status`: warm containers (configuration, idle time, TTL left, image),
+//! one-shot containers, cached images and disk use.
+
+use std::time::SystemTime;
+
+use serde_json::{Value, json};
+
+use crate::config::Config;
+use crate::container::is_warm_name;
+use crate::container::list::{self, Listed};
+use crate::container::stamp::{self, WarmDir};
+use crate::error::Result;
+use crate::image::{listing, record};
+use crate::lock::{self, Mode};
+use crate::store::Podman;
+use crate::sys;
+
+use super::{dir_size, human_bytes, human_secs, items, s};
+
+pub fn collect(cfg: &Config, podman: &Podman) -> Result<Value> {
+    let listed = list::ours(podman)?;
+    let now = SystemTime::now();
+    let mut warm = Vec::new();
+    for c in listed.iter().filter(|c| is_warm_name(&c.name)) {
+        warm.push(warm_entry(&WarmDir::new(cfg, &c.name), Some(c)));
+    }
+    // Stamps whose container is gone (cleared by the next call or --prune).
+    for dir in stamp::all(cfg)? {
+        if dir.stamped() && !listed.iter().any(|c| c.name == dir.name) {
+            warm.push(warm_entry(&dir, None));
+        }
+    }
+    let one_shot: Vec<Value> = listed
+        .iter()
+        .filter(|c| !is_warm_name(&c.name))
+        .map(|c| {
+            json!({
+                "name": c.name,
+                "state": c.state,
+                "image": c.image,
+                "call_running": c.owner.as_deref().is_some_and(sys::identity_alive),
+            })
+        })
+        .collect();
+    let records = record::all(&cfg.paths.cache);
+    let images: Vec<Value> = listing::ours(podman)?
+        .iter()
+        .map(|i| {
+            let uses = |image: &str| i.tags.iter().any(|t| t == image);
+            json!({
+                "id": i.id,
+                "tags": i.tags,
+                "size_bytes": i.size,
+                "age_seconds": age(now, i.created),
+                "records": records.iter().filter(|r| uses(&r.record.image)).count(),
+                "containers": listed.iter().filter(|c| uses(&c.image)).count(),
+            })
+        })
+        .collect();
+    let images_bytes: u64 = images.iter().filter_map(|i| i["size_bytes"].as_u64()).sum();
+    Ok(json!({
+        "cache": cfg.paths.cache,
+        "warm": warm,
+        "one_shot": one_shot,
+        "images": images,
+        "records": records.len(),
+        "disk": {
+            "images_bytes": images_bytes,
+            "homes_bytes": dir_size(&cfg.paths.cache.join("warm-home")),
+        },
+    }))
+}
+
+fn age(now: SystemTime, epoch_secs: i64) -> u64 {
+    let now = now
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs() as i64;
+    (now - epoch_secs).max(0) as u64
+}
+
+fn warm_entry(dir: &WarmDir, listed: Option<&Listed>) -> Value {
+    let state = dir.state().unwrap_or(Value::Null);
+    let idle = dir.idle().map(|d| d.as_secs());
+    let ttl = dir.ttl().map(|d| d.as_secs());
+    let in_use = dir.path().exists()
+        && matches!(
+            lock::try_acquire(&dir.use_lock(), Mode::Exclusive),
+            Ok(None)
+        );
+    json!({
+        "name": dir.name,
+        "state": listed.map(|c| c.state.as_str()).unwrap_or("gone"),
+        "in_use": in_use,
+        "idle_seconds": idle,
+        "ttl_seconds": ttl,
+        "ttl_left_seconds": idle.zip(ttl).map(|(i, t)| t.saturating_sub(i)),
+        "image": listed.map(|c| c.image.clone()).or_else(|| state.get("image").and_then(Value::as_str).map(str::to_owned)),
+        "workdir": state.get("workdir"),
+        "home": state.get("home"),
+        "volumes": state.get("volumes"),
+        "allow_net": state.get("allow_net"),
+        "podman_extra": state.get("podman_extra"),
+    })
+}
+
+pub fn render(v: &Value) -> String {
+    let mut out = String::new();
+    let warm = items(v, "warm");
+    out += &format!("Warm containers: {}\n", warm.len());
+    for w in warm {
+        let secs = |k: &str| w.get(k).and_then(Value::as_u64);
+        let timing = match (secs("idle_seconds"), secs("ttl_seconds")) {
+            (Some(i), Some(t)) if i > t => {
+                format!("idle {}, TTL {} passed", human_secs(i), human_secs(t))
+            }
+            (Some(i), Some(t)) => format!(
+                "idle {}, {} left of TTL {}",
+                human_secs(i),
+                human_secs(t - i),
+                human_secs(t)
+            ),
+            _ => "no stamp".into(),
+        };
+        let in_use = if w["in_use"].as_bool() == Some(true) {
+            ", in use"
+        } else {
+            ""
+        };
+        out += &format!("  {}  {}{in_use}, {timing}\n", s(w, "name"), s(w, "state"));
+        let volumes = items(w, "volumes").len();
+        out += &format!(
+            "      workdir {}, network {}, {volumes} extra volume(s), image {}\n",
+            w.get("workdir").and_then(Value::as_str).unwrap_or("?"),
+            if w["allow_net"].as_bool() == Some(true) {
+                "on"
+            } else {
+                "off"
+            },
+            w.get("image").and_then(Value::as_str).unwrap_or("?"),
+        );
+    }
+    let one_shot = items(v, "one_shot");
+    if !one_shot.is_empty() {
+        out += &format!("One-shot containers: {}\n", one_shot.len());
+        for o in one_shot {
+            let call = if o["call_running"].as_bool() == Some(true) {
+                "call running"
+            } else {
+                "call gone; --prune removes it"
+            };
+            out += &format!("  {}  {}, {call}\n", s(o, "name"), s(o, "state"));
+        }
+    }
+    let images = items(v, "images");
+    out += &format!("Images: {} ({} records)\n", images.len(), v["records"]);
+    for i in images {
+        let n = |k: &str| i.get(k).and_then(Value::as_u64).unwrap_or(0);
+        out += &format!(
+            "  {}  {}, built {} ago, {} record(s), {} container(s)\n",
+            items(i, "tags")
+                .first()
+                .and_then(Value::as_str)
+                .unwrap_or("?"),
+            human_bytes(n("size_bytes")),
+            human_secs(n("age_seconds")),
+            n("records"),
+            n("containers"),
+        );
+    }
+    let disk = &v["disk"];
+    out += &format!(
+        "Disk: images {}, homes {} (under {})\n",
+        human_bytes(disk["images_bytes"].as_u64().unwrap_or(0)),
+        human_bytes(disk["homes_bytes"].as_u64().unwrap_or(0)),
+        s(v, "cache"),
+    );
+    out
+}
