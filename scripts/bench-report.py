@@ -17,7 +17,8 @@ def table(rows, ref_name, results):
         out.append(f"| {name} | {ms(r)} | {r['min'] * 1000:.1f} ms | {r['max'] * 1000:.1f} ms | {r['median'] / ref:.2f} |")
     return "\n".join(out)
 
-warm, cold, run, par, keepid, loadr = (load(f + ".json") for f in ("warm", "cold", "run", "parallel", "keepid", "load"))
+warm, cold, run, par, keepid, loadr, scold, swarm = (load(f + ".json") for f in ("warm", "cold", "run", "parallel", "keepid", "load", "stress-cold", "stress-warm"))
+stress = dict(scold); stress.update(swarm)
 keepid.update(load("keepid-later.json"))
 disk = {n: open(os.path.join(d, "disk-" + n)).read().strip() for n in ("loaded", "keepid")}
 podman = subprocess.run(["podman", "--version"], capture_output=True, text=True).stdout.strip()
@@ -58,6 +59,18 @@ creation, exec.
 Parallel calls of one configuration share the container's use lock and take
 no other lock when the container runs, so what remains is Podman's own cost
 of 16 concurrent `exec`s on 2 cores (compare the last two rows).
+
+## Many calls at once
+
+{table(["16 parallel cold calls, 4 configurations", "64 parallel warm calls, 4 configurations", "64 parallel raw podman exec, 4 containers"], "64 parallel raw podman exec, 4 containers", stress)}
+
+Wall time of the whole batch (every call must succeed, or the run fails).
+Cold: no image record and no container for any of the 4 configurations
+(each with its own packages file, so its own image); the Nix store already
+holds the builds. Each configuration builds, loads and creates once while
+its other calls wait on its locks; loads are one at a time. The
+end-to-end test `sixteen_cold_then_sixty_four_warm_calls_...` checks the
+counts (4 builds, 4 loads, 4 containers, 0 failures).
 
 ## Choosing the user mapping: keep-id's first-container cost
 

@@ -21,7 +21,8 @@ The command sees the working directory at the same path, a persistent HOME, no n
 --allow-net, and only LECTIC_*, TERM, LANG, LC_*, TZ, NO_COLOR from the host environment plus \
 what --pass-env, --env and --env-file add (in that order; later wins).",
     after_help = "Exit status: the command's own; 125 when the sandbox itself fails; 126/127 when the \
-command cannot be executed / is not found; 128+N when stopped by signal N.\n\
+command cannot be executed / is not found; 128+N when stopped by signal N; \
+--doctor exits 1 when a check fails.\n\
 State lives under $LECTIC_CACHE/nix-sandbox (default ~/.cache/lectic/nix-sandbox) and $LECTIC_TEMP/nix-sandbox.",
     trailing_var_arg = true,
     dont_delimit_trailing_values = true,

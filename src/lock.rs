@@ -6,6 +6,7 @@
 //! lock behind. Waiting is bounded; the error names the lock file.
 
 use std::fs::{File, OpenOptions, TryLockError};
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -57,6 +58,7 @@ pub fn acquire(path: &Path, mode: Mode, what: &str, limit: Duration) -> Result<L
     let file = open(path)?;
     let start = Instant::now();
     let mut pause = Duration::from_millis(2);
+    let mut told = false;
     loop {
         if try_take(&file, mode).with_path("cannot lock", path)? {
             return Ok(Lock {
@@ -69,6 +71,12 @@ pub fn acquire(path: &Path, mode: Mode, what: &str, limit: Duration) -> Result<L
                 what: what.to_owned(),
                 path: path.to_owned(),
             });
+        }
+        // A person waiting should know why; the model (stderr off a
+        // terminal) needs no running commentary.
+        if !told && start.elapsed() >= Duration::from_secs(1) && std::io::stderr().is_terminal() {
+            eprintln!("lectic-nix-sandbox: waiting for another call holding {what}…");
+            told = true;
         }
         std::thread::sleep(pause);
         pause = (pause * 2).min(Duration::from_millis(100));

@@ -377,8 +377,9 @@ both_modes!(
         let sb = Sandbox::private(mode, "ttl");
         // Made with the default TTL; the last call's TTL is what counts.
         ok(&sb.run(&["true"]));
+        // Before the call: its stamp is later, so this bounds from below.
+        let called = Instant::now();
         ok(&sb.run(&["--warm-ttl-seconds", "3", "true"]));
-        let ended = Instant::now();
         let names = ps_names(&sb);
         assert_eq!(names.len(), 1);
         // No further call: the container's watcher ends it.
@@ -389,9 +390,9 @@ both_modes!(
         );
         // Not before its time (the watcher counts whole seconds).
         assert!(
-            ended.elapsed() >= Duration::from_secs(2),
+            called.elapsed() >= Duration::from_secs(2),
             "{:?}",
-            ended.elapsed()
+            called.elapsed()
         );
         // Its stamp is cleared by the next call, of another configuration.
         let other = sb.mkdir("other");
@@ -628,5 +629,42 @@ both_modes!(
         );
         let v: Value = serde_json::from_str(&stdout(&sb.run(&["--doctor", "--json"]))).unwrap();
         assert_eq!(v["ok"], true, "{v}");
+    }
+);
+
+both_modes!(
+    a_call_longer_than_the_ttl_keeps_its_container_while_others_come_and_go,
+    |mode| {
+        let sb = Sandbox::private(mode, "longcall");
+        let shared = sb.dir.display().to_string();
+        let release = sb.dir.join("release");
+        let base = ["--warm-ttl-seconds", "1", "-v", &shared];
+        ok(&sb.run(&[&base[..], &["true"]].concat()));
+        let name = ps_names(&sb);
+        let wait = format!(
+            "echo started; i=0; while [ ! -e '{}' ] && [ $i -lt 1200 ]; do sleep 0.1; i=$((i+1)); done; echo done",
+            release.display()
+        );
+        let mut long = spawn(&sb, &[&base[..], &["sh", "-c", &wait]].concat());
+        let mut out = BufReader::new(long.stdout.take().unwrap());
+        let mut line = String::new();
+        out.read_line(&mut line).unwrap();
+        assert_eq!(line, "started\n");
+        // Past the TTL since the long call began: the stamp has expired,
+        // yet the container is in use. Other calls must share it.
+        std::thread::sleep(Duration::from_millis(2500));
+        for _ in 0..2 {
+            assert_eq!(
+                ok(&sb.run(&[&base[..], &["echo", "short"]].concat())),
+                "short\n"
+            );
+        }
+        assert_eq!(ps_names(&sb), name, "the same container throughout");
+        std::fs::write(&release, "").unwrap();
+        let mut rest = String::new();
+        std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
+        assert_eq!(rest, "done\n");
+        let o = wait_bounded(long, Duration::from_secs(60));
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     }
 );

@@ -35,9 +35,8 @@ pub const HOME_TARGET: &str = "/home/sandbox";
 
 /// How long a call waits for a warm container's use or create lock.
 const WARM_LOCK_LIMIT: Duration = Duration::from_secs(600);
-/// A call treats a container this close to its TTL as gone (the watcher
-/// compares whole seconds, so it may act up to a second early).
-const DOOM_MARGIN: Duration = Duration::from_secs(2);
+/// How long a new container's watcher may take to show it is alive.
+const WATCHER_START_LIMIT: Duration = Duration::from_secs(10);
 
 /// Everything that shapes a container.
 #[derive(Debug, Clone)]
@@ -202,9 +201,12 @@ pub fn is_warm_name(name: &str) -> bool {
 ///
 /// The use lock (shared) comes first and is all a call needs when the
 /// container runs, so parallel calls do not queue. Under it, a container
-/// whose stamp has (nearly) expired is treated as gone: its watcher may
-/// have decided to exit just before we got the lock. Only then, or when the
-/// container is missing or stopped, is it made anew under the create lock.
+/// with a watcher is alive exactly when its watcher holds `alive.lock`: the
+/// watcher cannot decide to exit while we hold the use lock, and it lets go
+/// of `alive.lock` before it exits. So no Podman process is needed to know
+/// the container runs, and a call never execs into a dying container. A
+/// container without a watcher is asked about with `podman inspect`. Only a
+/// dead, missing or stopped container is made anew, under the create lock.
 pub fn ensure_warm(cfg: &Config, podman: &Podman, spec: &Spec) -> Result<Warm> {
     let name = spec.name();
     let dir = WarmDir::new(cfg, &name);
@@ -216,8 +218,8 @@ pub fn ensure_warm(cfg: &Config, podman: &Podman, spec: &Spec) -> Result<Warm> {
         cfg.lock_limit(WARM_LOCK_LIMIT),
     )?;
     let usable = |podman: &Podman| -> Result<Option<State>> {
-        if dir.expired(DOOM_MARGIN) {
-            return Ok(Some(State::Stopped));
+        if spec.watcher {
+            return Ok((!watcher_alive(&dir)?).then_some(State::Stopped));
         }
         let s = state(podman, &name)?;
         Ok((s != State::Running).then_some(s))
@@ -238,6 +240,9 @@ pub fn ensure_warm(cfg: &Config, podman: &Podman, spec: &Spec) -> Result<Warm> {
             dir.record(spec, cfg.ttl)?;
             create(podman, spec, &dir)?;
         }
+    }
+    if dir.state().is_none() {
+        dir.record(spec, cfg.ttl)?; // repairs a stamp someone removed
     }
     dir.set_ttl(cfg.ttl)?;
     dir.touch()?;
@@ -276,7 +281,24 @@ fn create(podman: &Podman, spec: &Spec, dir: &WarmDir) -> Result<()> {
     }
     podman.check("creating the warm container", &args)?;
     podman.check("starting the warm container", ["start", name.as_str()])?;
+    if spec.watcher {
+        // Calls waiting on the create lock will ask whether it is alive.
+        let start = std::time::Instant::now();
+        while !watcher_alive(dir)? {
+            if start.elapsed() > WATCHER_START_LIMIT {
+                verbose!("the watcher of {name} did not start; later calls will replace it");
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
     Ok(())
+}
+
+/// Whether the container's watcher runs: it holds `alive.lock` for as long
+/// as it lives (see watcher.rs).
+fn watcher_alive(dir: &WarmDir) -> Result<bool> {
+    Ok(lock::try_acquire(&dir.alive_lock(), Mode::Shared)?.is_none())
 }
 
 /// Removes a container of ours now; a missing one is no error.

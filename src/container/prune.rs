@@ -25,7 +25,7 @@ use super::{State, is_warm_name, list, remove, state};
 const RECONCILE_EVERY: Duration = Duration::from_secs(600);
 
 fn expired(dir: &WarmDir) -> Result<bool> {
-    Ok(dir.expired(Duration::ZERO))
+    Ok(dir.expired())
 }
 
 #[derive(Debug, Default)]
@@ -71,7 +71,7 @@ fn retire(
 /// and then reconcile with Podman's list. `keep` is the caller's container.
 pub fn after_call(cfg: &Config, podman: &Podman, keep: &str) -> Result<()> {
     for dir in stamp::all(cfg)? {
-        if dir.name != keep && dir.stamped() && dir.expired(Duration::ZERO) {
+        if dir.name != keep && dir.stamped() && dir.expired() {
             retire(podman, &dir, expired)?;
         }
     }
@@ -96,7 +96,7 @@ pub fn after_call(cfg: &Config, podman: &Podman, keep: &str) -> Result<()> {
 pub fn prune(cfg: &Config, podman: &Podman, all: bool) -> Result<Report> {
     let mut report = Report::default();
     for dir in stamp::all(cfg)? {
-        if !dir.stamped() || !(all || dir.expired(Duration::ZERO)) {
+        if !dir.stamped() || !(all || dir.expired()) {
             continue;
         }
         let why = if all { "--all" } else { "idle past its TTL" };

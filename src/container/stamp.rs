@@ -6,6 +6,8 @@
 //!   watcher inside it). Lock files are never deleted: a waiter that opened
 //!   a deleted one would lock a file nobody else sees.
 //! - `create.lock`: held exclusively while a call (re)creates the container.
+//! - `alive.lock`: held exclusively by the container's watcher while it
+//!   lives, so a call can tell a live container without asking Podman.
 //! - `last-use`: its mtime is the end of the last call (the stamp);
 //! - `ttl`: the idle TTL in seconds, that of the last call;
 //! - `state.json`: what the container was made of, for `--status`.
@@ -54,6 +56,10 @@ impl WarmDir {
         self.dir.join("create.lock")
     }
 
+    pub fn alive_lock(&self) -> PathBuf {
+        self.dir.join("alive.lock")
+    }
+
     fn last_use(&self) -> PathBuf {
         self.dir.join("last-use")
     }
@@ -66,11 +72,11 @@ impl WarmDir {
         self.dir.join("state.json")
     }
 
-    /// Creates the directory and both lock files (the watcher opens
-    /// `use.lock` read-only, so it must exist before the container starts).
+    /// Creates the directory and the lock files (the watcher opens its
+    /// locks read-only, so they must exist before the container starts).
     pub fn prepare(&self) -> Result<()> {
         fsutil::ensure_dir(&self.dir)?;
-        for lock in [self.use_lock(), self.create_lock()] {
+        for lock in [self.use_lock(), self.create_lock(), self.alive_lock()] {
             std::fs::OpenOptions::new()
                 .create(true)
                 .append(true)
@@ -101,11 +107,11 @@ impl WarmDir {
         self.last_use().exists()
     }
 
-    /// Idle past the TTL, less `margin`; a missing stamp counts as expired
-    /// (the container is unknown or on its way out).
-    pub fn expired(&self, margin: Duration) -> bool {
+    /// Idle past the TTL; a missing stamp counts as expired (the container
+    /// is unknown or on its way out).
+    pub fn expired(&self) -> bool {
         match (self.idle(), self.ttl()) {
-            (Some(idle), Some(ttl)) => idle + margin > ttl,
+            (Some(idle), Some(ttl)) => idle > ttl,
             _ => true,
         }
     }
@@ -203,13 +209,12 @@ mod tests {
     fn a_missing_stamp_is_expired_and_a_fresh_one_is_not() {
         let d = scratch();
         d.prepare().unwrap();
-        assert!(d.expired(Duration::ZERO));
+        assert!(d.expired());
         d.set_ttl(Duration::from_secs(60)).unwrap();
         d.touch().unwrap();
-        assert!(!d.expired(Duration::ZERO));
-        assert!(d.expired(Duration::from_secs(61)), "the margin counts");
+        assert!(!d.expired());
         d.clear();
-        assert!(!d.stamped() && d.expired(Duration::ZERO));
+        assert!(!d.stamped() && d.expired());
         assert!(d.use_lock().exists(), "locks survive clearing");
     }
 
@@ -226,7 +231,7 @@ mod tests {
             .unwrap()
             .set_modified(old)
             .unwrap();
-        assert!(d.expired(Duration::ZERO));
+        assert!(d.expired());
         assert_eq!(d.ttl(), Some(Duration::from_secs(5)));
     }
 }

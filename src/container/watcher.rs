@@ -6,9 +6,10 @@
 //! It reads the state directory (stamp.rs), mounted read-only at
 //! [`MOUNT`], and decides under the same lock the host uses: it exits only
 //! while holding `use.lock` exclusively, which no call can share, so it
-//! never ends a container in use. A call that gets the lock right after the
-//! watcher let go finds the stamp expired and makes a new container (see
-//! `ensure_warm`), never an exec into a dying one.
+//! never ends a container in use. For its whole life it holds `alive.lock`,
+//! and lets go of it before it exits (and so before `use.lock`): a call that
+//! holds `use.lock` and finds `alive.lock` held knows the container runs and
+//! will go on running (see `ensure_warm`).
 //!
 //! It needs `sh`, `sleep`, `stat`, `date` and `flock` in the image. Ours
 //! has them; a `--flake` image is checked once when loaded, and without
@@ -24,7 +25,8 @@ pub const MOUNT: &str = "/run/lectic-nix-sandbox";
 /// while a call longer than the TTL holds the lock, it looks again as often.
 const SCRIPT: &str = r#"d=/run/lectic-nix-sandbox
 if ! [ -r "$d/use.lock" ] || ! command -v flock >/dev/null 2>&1; then exec sleep infinity; fi
-exec 9<"$d/use.lock"
+exec 8<"$d/alive.lock" 9<"$d/use.lock"
+flock -x 8
 left() {
   ttl=; last=
   read -r ttl 2>/dev/null <"$d/ttl"
@@ -37,7 +39,7 @@ while :; do
   n=$(left)
   if [ "$n" -lt 0 ]; then
     if flock -n -x 9; then
-      [ "$(left)" -lt 0 ] && exit 0
+      [ "$(left)" -lt 0 ] && { exec 8<&-; exit 0; }
       flock -u 9
     fi
     n=9
@@ -56,6 +58,7 @@ pub fn command() -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::lock::{self, Mode};
     use std::process::Command;
     use std::time::{Duration, Instant, SystemTime};
 
@@ -70,6 +73,7 @@ mod tests {
         let _ = std::fs::remove_dir_all(&d);
         std::fs::create_dir_all(&d).unwrap();
         std::fs::write(d.join("use.lock"), "").unwrap();
+        std::fs::write(d.join("alive.lock"), "").unwrap();
         d
     }
 
@@ -92,15 +96,29 @@ mod tests {
         let d = scratch("idle");
         std::fs::write(d.join("ttl"), "1\n").unwrap();
         std::fs::write(d.join("last-use"), "").unwrap();
-        let held = std::fs::File::open(d.join("use.lock")).unwrap();
-        held.lock_shared().unwrap();
+        let held = lock::acquire(
+            &d.join("use.lock"),
+            Mode::Shared,
+            "test",
+            Duration::from_secs(1),
+        )
+        .unwrap();
+        let alive = d.join("alive.lock");
         let mut child = run_in(&d);
         assert!(
             !exits_within(&mut child, Duration::from_secs(4)),
             "a call holds the lock"
         );
+        assert!(
+            lock::try_acquire(&alive, Mode::Shared).unwrap().is_none(),
+            "alive while running"
+        );
         drop(held);
         assert!(exits_within(&mut child, Duration::from_secs(15)));
+        assert!(
+            lock::try_acquire(&alive, Mode::Shared).unwrap().is_some(),
+            "not alive once gone"
+        );
     }
 
     #[test]

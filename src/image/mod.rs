@@ -82,6 +82,9 @@ fn finish(cfg: &Config, podman: &Podman, rec_path: &Path, store_path: String) ->
         "loading an image",
         cfg.lock_limit(BUILD_LOCK_LIMIT),
     )?;
+    if std::io::stderr().is_terminal() {
+        eprintln!("lectic-nix-sandbox: loading the image into Podman…");
+    }
     let image = load::load(podman, &store_path, &load::scratch_dir(cfg))?;
     // Ours has what the watcher needs; another flake's image may not.
     let watcher = cfg.image.flake.is_none() || can_run_watcher(podman, &image)?;

@@ -48,7 +48,11 @@ pub fn read(path: &Path) -> Option<Record> {
     Some(Record {
         store_path: v.get("store_path")?.as_str()?.to_owned(),
         image: v.get("image")?.as_str()?.to_owned(),
-        watcher: v.get("watcher").and_then(Value::as_bool).unwrap_or(true),
+        // Records before the field: our flake's images have the tools.
+        watcher: v
+            .get("watcher")
+            .and_then(Value::as_bool)
+            .unwrap_or_else(|| v.get("flake").is_none_or(Value::is_null)),
     })
 }
 
