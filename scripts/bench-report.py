@@ -39,9 +39,11 @@ on a synthetic image (below).
 
 {table(["direct true", "warm call (podman exec path)", "raw podman exec"], "raw podman exec", warm)}
 
-A warm call is `podman container inspect` (is it running?) plus `podman
-exec`, after reading the image record; no `nix` process. Issue 5 (the
-in-container agent) removes both podman processes from this path.
+A warm call is one `podman exec`, after reading the image record and
+taking the container's use lock; whether the container runs is read from
+its watcher's `alive.lock`, so no `nix` process and no `podman inspect`.
+Issue 5 (the in-container agent) removes the podman process from this
+path too.
 
 ## Cold call and one-shot call
 

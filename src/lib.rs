@@ -52,16 +52,17 @@ pub async fn run(cfg: Config) -> Result<i32> {
         return manage::run(&cfg);
     }
     let podman = Podman::open(&cfg)?;
-    if !cfg.keep_warm {
+    let (code, name) = if cfg.keep_warm {
+        let warm = warm_container(&cfg, &podman)?;
+        let code = exec::run_warm(&cfg, &podman, &warm.name).await;
+        warm.touch();
+        (code, warm.name.clone())
+    } else {
         let image = image::ensure(&cfg, &podman, Want::Present)?;
         let spec = container::Spec::new(&cfg, &image)?;
-        return exec::run_once(&cfg, &podman, &spec).await;
-    }
-    let warm = warm_container(&cfg, &podman)?;
-    let code = exec::run_warm(&cfg, &podman, &warm.name).await;
-    warm.touch();
-    let name = warm.name.clone();
-    drop(warm);
+        (exec::run_once(&cfg, &podman, &spec).await, String::new())
+    };
+    // The call's locks are released by now: pruning may take them.
     if let Err(e) = container::prune::after_call(&cfg, &podman, &name) {
         verbose!("pruning idle containers failed: {e}");
     }
