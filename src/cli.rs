@@ -7,6 +7,8 @@ use std::time::Duration;
 use clap::{ArgGroup, Parser};
 
 pub const DEFAULT_TTL: Duration = Duration::from_secs(900);
+pub const DEFAULT_PIDS_LIMIT: u64 = 1024;
+pub const DEFAULT_TMP_SIZE: &str = "1g";
 
 #[derive(Parser, Debug, Clone)]
 #[command(
@@ -112,6 +114,34 @@ pub struct Cli {
     /// Extra arguments for creating the container (`podman run`), split like a shell would. Repeatable
     #[arg(long, value_name = "ARGS", allow_hyphen_values = true)]
     pub podman_extra: Vec<String>,
+
+    /// Memory limit, e.g. 4g (podman --memory) [default: none]
+    #[arg(long, value_name = "SIZE", value_parser = parse_size, help_heading = "Limits and hardening")]
+    pub memory: Option<String>,
+
+    /// CPU limit in cores, e.g. 1.5 (podman --cpus) [default: none]
+    #[arg(long, value_name = "N", value_parser = parse_cpus, help_heading = "Limits and hardening")]
+    pub cpus: Option<String>,
+
+    /// Most processes and threads in the container; 0 for no limit
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_PIDS_LIMIT, help_heading = "Limits and hardening")]
+    pub pids_limit: u64,
+
+    /// Size of the tmpfs at /tmp
+    #[arg(long, value_name = "SIZE", default_value = DEFAULT_TMP_SIZE, value_parser = parse_size, help_heading = "Limits and hardening")]
+    pub tmp_size: String,
+
+    /// Give the command this capability (all are dropped by default), e.g. CAP_NET_RAW. Repeatable
+    #[arg(long, value_name = "CAP", value_parser = parse_cap, help_heading = "Limits and hardening")]
+    pub cap_add: Vec<String>,
+
+    /// Let the command write to the image's root filesystem (read-only by default)
+    #[arg(long, help_heading = "Limits and hardening")]
+    pub writable_root: bool,
+
+    /// Let setuid/setgid programs gain privileges (no-new-privileges is set by default)
+    #[arg(long, help_heading = "Limits and hardening")]
+    pub allow_setuid: bool,
 
     /// Say on stderr what the sandbox does (storage driver, build, container)
     #[arg(long)]
@@ -221,6 +251,35 @@ impl Cli {
     }
 }
 
+/// A size as Podman takes it: digits and an optional b, k, m or g.
+fn parse_size(s: &str) -> Result<String, String> {
+    let digits = s.trim_end_matches(['b', 'k', 'm', 'g', 'B', 'K', 'M', 'G']);
+    let unit_len = s.len() - digits.len();
+    if !digits.is_empty() && unit_len <= 1 && digits.bytes().all(|b| b.is_ascii_digit()) {
+        Ok(s.to_lowercase())
+    } else {
+        Err("expected a size such as 512m or 4g".into())
+    }
+}
+
+fn parse_cpus(s: &str) -> Result<String, String> {
+    match s.parse::<f64>() {
+        Ok(n) if n > 0.0 && n.is_finite() => Ok(s.to_owned()),
+        _ => Err("expected a positive number of cores such as 1.5".into()),
+    }
+}
+
+/// `net_raw`, `NET_RAW` and `CAP_NET_RAW` all name CAP_NET_RAW.
+fn parse_cap(s: &str) -> Result<String, String> {
+    let upper = s.to_uppercase();
+    let name = upper.strip_prefix("CAP_").unwrap_or(&upper);
+    if !name.is_empty() && name.bytes().all(|b| b == b'_' || b.is_ascii_uppercase()) {
+        Ok(format!("CAP_{name}"))
+    } else {
+        Err("expected a capability name such as CAP_NET_RAW".into())
+    }
+}
+
 fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s).map_err(|e| format!("{e} (examples: 900s, 15m, 1h30m)"))
 }
@@ -310,6 +369,33 @@ mod tests {
         assert!(parse(&["--all", "true"]).unwrap().check().is_err());
         assert!(parse(&["--start", "--status"]).unwrap().check().is_err());
         assert!(parse(&["--prune", "--all"]).unwrap().check().is_ok());
+    }
+
+    #[test]
+    fn limits_are_checked_before_podman_sees_them() {
+        let cli = parse(&[
+            "--memory",
+            "4G",
+            "--cpus",
+            "1.5",
+            "--cap-add",
+            "net_raw",
+            "true",
+        ])
+        .unwrap();
+        assert_eq!(cli.memory.as_deref(), Some("4g"));
+        assert_eq!(cli.cpus.as_deref(), Some("1.5"));
+        assert_eq!(cli.cap_add, ["CAP_NET_RAW"]);
+        assert_eq!(cli.pids_limit, DEFAULT_PIDS_LIMIT);
+        for bad in [
+            &["--memory", "lots", "true"][..],
+            &["--memory", "4gb", "true"],
+            &["--cpus", "0", "true"],
+            &["--cap-add", "net-raw", "true"],
+            &["--pids-limit", "-1", "true"],
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

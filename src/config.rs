@@ -74,6 +74,75 @@ fn absolute(p: &Path) -> Result<PathBuf> {
     std::path::absolute(p).with_path("cannot make absolute", p)
 }
 
+/// Host places never mounted into the sandbox, whatever the options say:
+/// the real HOME and every directory that holds it (projects inside it are
+/// fine), the host's socket directories (the runtime dir with the Podman,
+/// SSH agent, D-Bus and Wayland sockets; /run; X11's) and the sandbox's own
+/// state, with all inside them.
+struct Guarded(Vec<Place>);
+
+struct Place {
+    path: PathBuf,
+    why: &'static str,
+    /// Whether what lies inside may be mounted (HOME's projects).
+    inside_ok: bool,
+}
+
+impl Guarded {
+    fn new(lookup: &impl Fn(&str) -> Option<OsString>, paths: &Paths) -> Guarded {
+        let var = |name: &str| lookup(name).filter(|v| !v.is_empty()).map(PathBuf::from);
+        let place = |path: PathBuf, why, inside_ok| Place {
+            // Compared resolved, as the mounts are.
+            path: std::fs::canonicalize(&path).unwrap_or(path),
+            why,
+            inside_ok,
+        };
+        let state = "the sandbox's own state";
+        let mut places = vec![
+            place("/run".into(), "where the host's sockets are", false),
+            place("/tmp/.X11-unix".into(), "where the X11 sockets are", false),
+            place(paths.cache.clone(), state, false),
+            place(paths.temp.clone(), state, false),
+            place(paths.run.clone(), state, false),
+        ];
+        if let Some(home) = var("HOME") {
+            places.push(place(home, "your home directory", true));
+        }
+        if let Some(dir) = var("XDG_RUNTIME_DIR") {
+            places.push(place(dir, "where your session's sockets are", false));
+        }
+        if let Some(dir) = var("SSH_AUTH_SOCK").and_then(|s| s.parent().map(Path::to_owned)) {
+            places.push(place(dir, "where the SSH agent's socket is", false));
+        }
+        Guarded(places)
+    }
+
+    /// `path` (resolved) must neither be inside a guarded place nor hold one.
+    fn check(&self, option: &str, path: &Path) -> Result<()> {
+        for Place {
+            path: place,
+            why,
+            inside_ok,
+        } in &self.0
+        {
+            let relation = if path == place {
+                format!("is {why}")
+            } else if place.starts_with(path) {
+                format!("holds {} ({why})", place.display())
+            } else if path.starts_with(place) && !inside_ok {
+                format!("is inside {} ({why})", place.display())
+            } else {
+                continue;
+            };
+            return Err(Error::usage(format!(
+                "{option} {}: {relation}; the sandbox never mounts it, name a project directory instead",
+                path.display()
+            )));
+        }
+        Ok(())
+    }
+}
+
 /// A bind mount.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Volume {
@@ -133,6 +202,22 @@ impl Volume {
     }
 }
 
+/// The hardening of the container (each relaxed only by an explicit flag).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hardening {
+    /// The image's root filesystem is read-only (tmpfs on /tmp, /run, /var/tmp).
+    pub read_only: bool,
+    /// `no-new-privileges`: setuid/setgid programs gain nothing.
+    pub no_new_privileges: bool,
+    /// Capabilities given back; all others are dropped.
+    pub cap_add: Vec<String>,
+    /// None for no limit.
+    pub pids_limit: Option<u64>,
+    pub memory: Option<String>,
+    pub cpus: Option<String>,
+    pub tmp_size: String,
+}
+
 /// What decides the image.
 #[derive(Debug, Clone)]
 pub struct ImageSpec {
@@ -160,6 +245,7 @@ pub struct Config {
     pub image: ImageSpec,
     pub podman_exe: String,
     pub podman_extra: Vec<String>,
+    pub hardening: Hardening,
     pub env: Env,
     pub verbose: bool,
     /// `--lock-timeout`, if given.
@@ -230,6 +316,15 @@ impl Config {
             None => None,
         };
 
+        let guarded = Guarded::new(&lookup, &paths);
+        guarded.check("--workdir", &workdir)?;
+        for v in &volumes {
+            guarded.check("--volume", &v.host)?;
+        }
+        if let Some(h) = &home {
+            guarded.check("--home", h)?;
+        }
+
         let packages_file = match &cli.nix_packages_file {
             Some(p) => {
                 if cli.flake.is_some() {
@@ -272,6 +367,15 @@ impl Config {
                 rebuild: cli.rebuild,
             },
             podman_extra: split_all(&cli.podman_extra)?,
+            hardening: Hardening {
+                read_only: !cli.writable_root,
+                no_new_privileges: !cli.allow_setuid,
+                cap_add: cli.cap_add.clone(),
+                pids_limit: (cli.pids_limit > 0).then_some(cli.pids_limit),
+                memory: cli.memory.clone(),
+                cpus: cli.cpus.clone(),
+                tmp_size: cli.tmp_size.clone(),
+            },
             podman_exe: cli.podman_exe,
             command: cli.command,
             workdir,

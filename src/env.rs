@@ -10,6 +10,34 @@ use crate::error::{Error, IoContext, Result};
 /// Host variables every call passes (names or globs).
 pub const DEFAULT_PASS: &[&str] = &["LECTIC_*", "TERM", "LANG", "LC_*", "TZ", "NO_COLOR"];
 
+/// Variables that name a way out of the sandbox (host sockets of the SSH
+/// agent, D-Bus, the display, Podman or Docker): never passed or set, not
+/// even by a glob that matches them.
+pub const NEVER: &[&str] = &[
+    "SSH_AUTH_SOCK",
+    "SSH_AGENT_PID",
+    "GPG_AGENT_INFO",
+    "DBUS_SESSION_BUS_ADDRESS",
+    "DBUS_SYSTEM_BUS_ADDRESS",
+    "DISPLAY",
+    "WAYLAND_DISPLAY",
+    "XAUTHORITY",
+    "XDG_RUNTIME_DIR",
+    "DOCKER_HOST",
+    "CONTAINER_HOST",
+    "PODMAN_HOST",
+];
+
+fn never(name: &str) -> std::result::Result<(), String> {
+    if NEVER.contains(&name) {
+        Err(format!(
+            "{name} names a host socket and is never set inside the sandbox"
+        ))
+    } else {
+        Ok(())
+    }
+}
+
 pub type Env = BTreeMap<String, String>;
 
 pub fn collect(
@@ -25,7 +53,7 @@ pub fn collect(
         .chain(pass.iter().map(String::as_str));
     for pattern in patterns {
         for (name, value) in host {
-            if glob_match(pattern, name) {
+            if glob_match(pattern, name) && never(name).is_ok() {
                 env.insert(name.clone(), value.clone());
             }
         }
@@ -36,7 +64,9 @@ pub fn collect(
                 "--env {set}: expected NAME=VALUE; to pass the host's value use --pass-env {set}"
             ))
         })?;
-        check_name(name).map_err(|why| Error::usage(format!("--env {set}: {why}")))?;
+        check_name(name)
+            .and_then(|()| never(name))
+            .map_err(|why| Error::usage(format!("--env {set}: {why}")))?;
         env.insert(name.to_owned(), value.to_owned());
     }
     for file in files {
@@ -65,7 +95,9 @@ fn parse_env_file(text: &str) -> std::result::Result<Vec<(String, String)>, (usi
         let Some((name, value)) = line.split_once('=') else {
             return Err((i + 1, "expected NAME=VALUE".into()));
         };
-        check_name(name).map_err(|why| (i + 1, why))?;
+        check_name(name)
+            .and_then(|()| never(name))
+            .map_err(|why| (i + 1, why))?;
         out.push((name.to_owned(), unquote(value).to_owned()));
     }
     Ok(out)
@@ -179,6 +211,20 @@ mod tests {
     fn env_flag_without_value_points_to_pass_env() {
         let e = collect(&host(), &[], &["QUERY".into()], &[]).unwrap_err();
         assert!(e.to_string().contains("--pass-env QUERY"), "{e}");
+    }
+
+    #[test]
+    fn host_sockets_never_pass_not_even_by_glob_or_by_name() {
+        let host = vec![
+            ("SSH_AUTH_SOCK".to_owned(), "/run/user/1/ssh".to_owned()),
+            ("DISPLAY".to_owned(), ":0".to_owned()),
+            ("SHELL".to_owned(), "/bin/sh".to_owned()),
+        ];
+        let env = collect(&host, &["*".into()], &[], &[]).unwrap();
+        assert_eq!(env.keys().collect::<Vec<_>>(), ["SHELL"]);
+        let e = collect(&host, &[], &["DISPLAY=:1".into()], &[]).unwrap_err();
+        assert!(e.to_string().contains("never set"), "{e}");
+        assert!(parse_env_file("DOCKER_HOST=unix:///x\n").is_err());
     }
 
     #[test]

@@ -493,7 +493,8 @@ both_modes!(
     |mode| {
         let sb = Sandbox::private(mode, "prune");
         let busy_dir = sb.mkdir("busy");
-        let release = sb.dir.join("release");
+        let shared = sb.mkdir("shared");
+        let release = shared.join("release");
         ok(&sb.run(&["true"]));
         let wait = format!(
             "echo started; i=0; while [ ! -e '{}' ] && [ $i -lt 1200 ]; do sleep 0.1; i=$((i+1)); done",
@@ -505,7 +506,7 @@ both_modes!(
                 "-d",
                 busy_dir.to_str().unwrap(),
                 "-v",
-                &format!("{}", sb.dir.display()),
+                shared.to_str().unwrap(),
                 "sh",
                 "-c",
                 &wait,
@@ -636,8 +637,9 @@ both_modes!(
     a_call_longer_than_the_ttl_keeps_its_container_while_others_come_and_go,
     |mode| {
         let sb = Sandbox::private(mode, "longcall");
-        let shared = sb.dir.display().to_string();
-        let release = sb.dir.join("release");
+        let dir = sb.mkdir("shared");
+        let shared = dir.display().to_string();
+        let release = dir.join("release");
         let base = ["--warm-ttl-seconds", "1", "-v", &shared];
         ok(&sb.run(&[&base[..], &["true"]].concat()));
         let name = ps_names(&sb);

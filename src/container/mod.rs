@@ -17,7 +17,7 @@ pub mod watcher;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::config::{Config, Volume};
+use crate::config::{Config, Hardening, Volume};
 use crate::digest::Key;
 use crate::error::{Error, Result};
 use crate::lock::{self, Lock, Mode};
@@ -48,6 +48,7 @@ pub struct Spec {
     pub allow_net: bool,
     pub rootless: bool,
     pub podman_extra: Vec<String>,
+    pub hardening: Hardening,
     /// Whether the image runs the idle watcher (see watcher.rs); it is
     /// decided by the image, so it is not part of the name.
     pub watcher: bool,
@@ -66,6 +67,7 @@ impl Spec {
             allow_net: cfg.allow_net,
             rootless: cfg.rootless(),
             podman_extra: cfg.podman_extra.clone(),
+            hardening: cfg.hardening.clone(),
         };
         if cfg.home.is_none() {
             let key = spec.key(false);
@@ -87,6 +89,9 @@ impl Spec {
         }
         k.field("network", if self.allow_net { b"on" } else { b"off" });
         k.field("userns", if self.rootless { b"keep-id" } else { b"root" });
+        for a in self.hardening_args() {
+            k.field("hardening", a.as_bytes());
+        }
         for a in &self.podman_extra {
             k.field("podman-extra", a.as_bytes());
         }
@@ -96,6 +101,36 @@ impl Spec {
     /// `lectic-nix-sandbox-<hash>`.
     pub fn name(&self) -> String {
         format!("{PREFIX}{}", &self.key(true)[..16])
+    }
+
+    /// Capabilities, privileges, the root filesystem, limits: all shut
+    /// unless an option opened them.
+    fn hardening_args(&self) -> Vec<String> {
+        let h = &self.hardening;
+        let mut a: Vec<String> = vec!["--cap-drop=all".into()];
+        a.extend(h.cap_add.iter().map(|c| format!("--cap-add={c}")));
+        if h.no_new_privileges {
+            a.push("--security-opt=no-new-privileges".into());
+        }
+        if h.read_only {
+            // Podman then puts tmpfs on /run and /var/tmp (and /tmp, below).
+            a.push("--read-only".into());
+        }
+        a.push(format!(
+            "--tmpfs=/tmp:rw,nosuid,nodev,mode=1777,size={}",
+            h.tmp_size
+        ));
+        a.push(format!(
+            "--pids-limit={}",
+            h.pids_limit.map_or(-1, |n| n as i64)
+        ));
+        if let Some(m) = &h.memory {
+            a.push(format!("--memory={m}"));
+        }
+        if let Some(c) = &h.cpus {
+            a.push(format!("--cpus={c}"));
+        }
+        a
     }
 
     /// `podman run` options shared by warm and one-shot containers.
@@ -111,6 +146,7 @@ impl Spec {
         if !self.allow_net {
             a.extend(["--network".into(), "none".into()]);
         }
+        a.extend(self.hardening_args());
         if self.rootless {
             // The command runs as the invoking user, so what it writes into
             // the workdir belongs to them.
@@ -328,6 +364,15 @@ mod tests {
             allow_net: false,
             rootless: true,
             podman_extra: vec![],
+            hardening: Hardening {
+                read_only: true,
+                no_new_privileges: true,
+                cap_add: vec![],
+                pids_limit: Some(1024),
+                memory: None,
+                cpus: None,
+                tmp_size: "1g".into(),
+            },
             watcher: true,
         }
     }
@@ -336,7 +381,11 @@ mod tests {
     fn name_changes_with_everything_that_shapes_the_container() {
         let base = spec().name();
         assert!(base.starts_with(PREFIX) && base.len() == PREFIX.len() + 16);
-        let variants: [fn(&mut Spec); 7] = [
+        let variants: [fn(&mut Spec); 11] = [
+            |s| s.hardening.read_only = false,
+            |s| s.hardening.cap_add = vec!["CAP_NET_RAW".into()],
+            |s| s.hardening.pids_limit = None,
+            |s| s.hardening.memory = Some("1g".into()),
             |s| s.image = "other".into(),
             |s| s.workdir = "/w2".into(),
             |s| s.home = "/h2".into(),
@@ -362,6 +411,15 @@ mod tests {
     #[test]
     fn run_args_isolate_network_and_map_the_user_when_rootless() {
         let a = spec().run_args().join(" ");
+        for hardened in [
+            "--cap-drop=all",
+            "--security-opt=no-new-privileges",
+            "--read-only",
+            "--pids-limit=1024",
+            "size=1g",
+        ] {
+            assert!(a.contains(hardened), "{hardened} in {a}");
+        }
         assert!(a.contains("--network none"), "{a}");
         assert!(a.contains("--userns=keep-id"), "{a}");
         assert!(
