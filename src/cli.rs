@@ -272,6 +272,9 @@ fn parse_cpus(s: &str) -> Result<String, String> {
 /// `net_raw`, `NET_RAW` and `CAP_NET_RAW` all name CAP_NET_RAW.
 fn parse_cap(s: &str) -> Result<String, String> {
     let upper = s.to_uppercase();
+    if upper == "ALL" {
+        return Ok(upper);
+    }
     let name = upper.strip_prefix("CAP_").unwrap_or(&upper);
     if !name.is_empty() && name.bytes().all(|b| b == b'_' || b.is_ascii_uppercase()) {
         Ok(format!("CAP_{name}"))

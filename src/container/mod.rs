@@ -107,7 +107,12 @@ impl Spec {
     /// unless an option opened them.
     fn hardening_args(&self) -> Vec<String> {
         let h = &self.hardening;
-        let mut a: Vec<String> = vec!["--cap-drop=all".into()];
+        // Podman refuses dropping and adding all at once.
+        let mut a: Vec<String> = if h.cap_add.iter().any(|c| c == "ALL") {
+            vec![]
+        } else {
+            vec!["--cap-drop=all".into()]
+        };
         a.extend(h.cap_add.iter().map(|c| format!("--cap-add={c}")));
         if h.no_new_privileges {
             a.push("--security-opt=no-new-privileges".into());
