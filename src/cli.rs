@@ -30,7 +30,7 @@ State lives under $LECTIC_CACHE/nix-sandbox (default ~/.cache/lectic/nix-sandbox
     dont_delimit_trailing_values = true,
     group(
         ArgGroup::new("action")
-            .args(["status", "prune", "gc", "prepare", "doctor"])
+            .args(["status", "prune", "gc", "prepare", "doctor", "show_config"])
             .conflicts_with("command")
     )
 )]
@@ -143,6 +143,10 @@ pub struct Cli {
     #[arg(long, help_heading = "Limits and hardening")]
     pub allow_setuid: bool,
 
+    /// Options and policy from FILE [default: $LECTIC_CONFIG/nix-sandbox.yaml, if it exists]
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
     /// Say on stderr what the sandbox does (storage driver, build, container)
     #[arg(long)]
     pub verbose: bool,
@@ -191,7 +195,11 @@ pub struct Cli {
     #[arg(long, help_heading = "Management (in place of a command)")]
     pub doctor: bool,
 
-    /// Print the output of --status, --prune, --gc, --prepare or --doctor as JSON
+    /// Instead of a command: print the effective configuration and where each value comes from
+    #[arg(long, help_heading = "Management (in place of a command)")]
+    pub show_config: bool,
+
+    /// Print the output of --status, --prune, --gc, --prepare, --doctor or --show-config as JSON
     #[arg(long, help_heading = "Management (in place of a command)")]
     pub json: bool,
 
@@ -209,6 +217,7 @@ pub enum Action {
     Gc,
     Prepare { start: bool },
     Doctor,
+    ShowConfig,
 }
 
 impl Cli {
@@ -234,6 +243,8 @@ impl Cli {
             Action::Prepare { start: self.start }
         } else if self.doctor {
             Action::Doctor
+        } else if self.show_config {
+            Action::ShowConfig
         } else {
             Action::Run
         }
@@ -249,6 +260,22 @@ impl Cli {
             .or(self.warm_ttl)
             .unwrap_or(DEFAULT_TTL)
     }
+}
+
+/// clap's message (without its usage block and tips) as one line, with the fix.
+pub fn one_line(e: &clap::Error) -> String {
+    let text = e.render().to_string();
+    let message: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .take_while(|l| !l.starts_with("Usage:"))
+        .filter(|l| {
+            !l.is_empty() && !l.starts_with("tip:") && !l.starts_with("For more information")
+        })
+        .collect();
+    let message = message.join(" ");
+    let message = message.strip_prefix("error: ").unwrap_or(&message);
+    format!("{message}; see `lectic-nix-sandbox --help`")
 }
 
 /// A size as Podman takes it: digits and an optional b, k, m or g.

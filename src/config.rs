@@ -10,7 +10,9 @@ use crate::cli::{Action, Cli};
 use crate::digest::Key;
 use crate::env::{self, Env};
 use crate::error::{Error, IoContext, Result};
-use crate::{fsutil, shellwords, sys};
+use crate::policy::Policy;
+use crate::{fsutil, policy, shellwords, sys};
+use clap::{CommandFactory, Parser, parser::ValueSource};
 
 /// Where the sandbox keeps its state.
 #[derive(Debug, Clone)]
@@ -143,6 +145,119 @@ impl Guarded {
     }
 }
 
+/// One option's effective value and where it comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Setting {
+    pub option: String,
+    pub value: String,
+    /// "command line", "FILE:LINE" or "default".
+    pub source: String,
+}
+
+/// The long options the user typed (`--name`).
+fn given_options(args: &[OsString]) -> std::collections::BTreeSet<String> {
+    let Ok(m) = Cli::command().try_get_matches_from(args) else {
+        return Default::default();
+    };
+    Cli::command()
+        .get_arguments()
+        .filter(|a| m.value_source(a.get_id().as_str()) == Some(ValueSource::CommandLine))
+        .filter_map(|a| a.get_long().map(|l| format!("--{l}")))
+        .collect()
+}
+
+/// Every option's value in `args` (the file's options first, then the
+/// user's) and its source.
+fn settings(
+    args: &[OsString],
+    from_file: &[(&'static str, Vec<String>, usize)],
+    file: Option<&Path>,
+) -> Vec<Setting> {
+    let Ok(m) = Cli::command().try_get_matches_from(args) else {
+        return vec![];
+    };
+    let user = given_options(&[args[..1].to_vec(), user_part(args, from_file)].concat());
+    Cli::command()
+        .get_arguments()
+        // What shapes a call, not the management flags.
+        .filter(|a| {
+            a.get_help_heading()
+                .is_none_or(|h| !h.starts_with("Management"))
+        })
+        .filter_map(|a| {
+            let long = format!("--{}", a.get_long()?);
+            let id = a.get_id().as_str();
+            let value: Vec<String> = m
+                .get_raw(id)?
+                .map(|v| v.to_string_lossy().into_owned())
+                .collect();
+            let in_file = from_file
+                .iter()
+                .find(|(_, fa, _)| fa.first() == Some(&long));
+            let source = if user.contains(&long) && in_file.is_none() {
+                "command line".to_owned()
+            } else if let (Some((_, _, line)), Some(f)) = (in_file, file) {
+                if user.contains(&long) {
+                    format!("{}:{line} and command line", f.display())
+                } else {
+                    format!("{}:{line}", f.display())
+                }
+            } else if m.value_source(id) == Some(ValueSource::CommandLine) {
+                "command line".to_owned()
+            } else {
+                "default".to_owned()
+            };
+            Some(Setting {
+                option: long,
+                value: value.join(" "),
+                source,
+            })
+        })
+        .collect()
+}
+
+/// The user's own arguments in `args` (after the file's).
+fn user_part(args: &[OsString], from_file: &[(&'static str, Vec<String>, usize)]) -> Vec<OsString> {
+    let skip: usize = from_file.iter().map(|(_, a, _)| a.len()).sum();
+    args.iter().skip(1 + skip).cloned().collect()
+}
+
+/// The invoking user's project roots: every mounted host path must lie
+/// inside one (paths resolved, so `..` and symlinks cannot leave them).
+struct Roots {
+    roots: Vec<PathBuf>,
+    source: String,
+}
+
+impl Roots {
+    fn new(roots: &[PathBuf], source: &str) -> Roots {
+        Roots {
+            roots: roots
+                .iter()
+                .map(|r| std::fs::canonicalize(r).unwrap_or_else(|_| r.clone()))
+                .collect(),
+            source: source.to_owned(),
+        }
+    }
+
+    fn check(&self, option: &str, path: &Path) -> Result<()> {
+        if self.roots.iter().any(|r| path.starts_with(r)) {
+            return Ok(());
+        }
+        let list: Vec<String> = self.roots.iter().map(|r| r.display().to_string()).collect();
+        let roots = if list.is_empty() {
+            "none for you".to_owned()
+        } else {
+            list.join(", ")
+        };
+        Err(Error::usage(format!(
+            "{option} {}: outside your project roots ({roots}; {}); work inside one, or add the directory to project_roots there",
+            path.display(),
+            self.source
+        )))
+    }
+}
+
 /// A bind mount.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Volume {
@@ -247,6 +362,11 @@ pub struct Config {
     pub podman_extra: Vec<String>,
     pub hardening: Hardening,
     pub env: Env,
+    /// Where each variable of `env` comes from (for --show-config).
+    pub env_sources: std::collections::BTreeMap<String, String>,
+    pub policy: Option<Policy>,
+    /// Every option's effective value and its source (for --show-config).
+    pub settings: Vec<Setting>,
     pub verbose: bool,
     /// `--lock-timeout`, if given.
     pub lock_timeout: Option<Duration>,
@@ -256,13 +376,67 @@ pub struct Config {
 }
 
 impl Config {
-    pub fn from_cli(cli: Cli) -> Result<Config> {
+    /// The configuration of this call: `cli` (parsed from `args`) over the
+    /// policy file's options, over the defaults.
+    pub fn from_cli(cli: Cli, args: &[OsString]) -> Result<Config> {
         let host_env: Vec<(String, String)> = std::env::vars_os()
             .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
             .collect();
         let cwd = std::env::current_dir().with_path("cannot read the current directory", ".")?;
         let uid = sys::euid();
-        Self::build(cli, &cwd, &host_env, uid, sys::egid())
+        let lookup = |name: &str| {
+            host_env
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| OsString::from(v))
+        };
+        let explicit = cli.config.as_ref().map(|p| cwd.join(p));
+        let Some(path) = policy::locate(explicit.as_deref(), &lookup) else {
+            let settings = settings(args, &[], None);
+            return Self::build(cli, &cwd, &host_env, uid, sys::egid(), None, settings);
+        };
+        let home = lookup("HOME").map(PathBuf::from);
+        let policy = Policy::load(&path, &sys::user_name(uid), home.as_deref())?;
+        let given = given_options(args);
+        let from_file = policy.arguments(&given);
+        // Each file option checked alone, so an error names its line.
+        for (key, a, line) in &from_file {
+            let probe = args[..1]
+                .iter()
+                .cloned()
+                .chain(a.iter().map(OsString::from));
+            if let Err(e) = Cli::try_parse_from(probe.chain([OsString::from("--status")])) {
+                return Err(Error::usage(format!(
+                    "{}:{line}: {key}: {}",
+                    path.display(),
+                    crate::cli::one_line(&e)
+                )));
+            }
+        }
+        let mut merged: Vec<OsString> = args[..1].to_vec();
+        merged.extend(
+            from_file
+                .iter()
+                .flat_map(|(_, a, _)| a.iter().map(OsString::from)),
+        );
+        merged.extend(args[1..].iter().cloned());
+        let cli = Cli::try_parse_from(&merged).map_err(|e| {
+            Error::usage(format!(
+                "{} with the options of {}",
+                crate::cli::one_line(&e),
+                path.display()
+            ))
+        })?;
+        let settings = settings(&merged, &from_file, Some(&policy.path));
+        Self::build(
+            cli,
+            &cwd,
+            &host_env,
+            uid,
+            sys::egid(),
+            Some(policy),
+            settings,
+        )
     }
 
     pub fn build(
@@ -271,6 +445,8 @@ impl Config {
         host_env: &[(String, String)],
         uid: u32,
         gid: u32,
+        policy: Option<Policy>,
+        settings: Vec<Setting>,
     ) -> Result<Config> {
         cli.check().map_err(Error::usage)?;
         let ttl = cli.ttl();
@@ -352,7 +528,44 @@ impl Config {
             Ok(out)
         };
 
-        let env = env::collect(host_env, &cli.pass_env, &cli.env, &cli.env_files)?;
+        if let Some(roots) = policy
+            .as_ref()
+            .and_then(|p| p.project_roots.as_ref().map(|r| (p, r)))
+        {
+            let (p, roots) = roots;
+            let inside = Roots::new(
+                &roots.value,
+                &format!("{}:{}", p.path.display(), roots.line),
+            );
+            inside.check("--workdir", &workdir)?;
+            for v in &volumes {
+                inside.check("--volume", &v.host)?;
+            }
+            if let Some(h) = &home {
+                inside.check("--home", h)?;
+            }
+        }
+
+        let managed = env::Managed {
+            env: policy
+                .iter()
+                .flat_map(|p| {
+                    p.env
+                        .iter()
+                        .map(|s| (s.value.clone(), format!("{}:{}", p.path.display(), s.line)))
+                })
+                .collect(),
+            files: policy
+                .iter()
+                .flat_map(|p| {
+                    p.env_files
+                        .iter()
+                        .map(|s| (s.value.clone(), format!("{}:{}", p.path.display(), s.line)))
+                })
+                .collect(),
+        };
+        let (env, env_sources) =
+            env::collect_levels(host_env, &cli.pass_env, &managed, &cli.env, &cli.env_files)?;
 
         Ok(Config {
             action: cli.action(),
@@ -385,6 +598,9 @@ impl Config {
             keep_warm,
             ttl,
             env,
+            env_sources,
+            policy,
+            settings,
             verbose: cli.verbose,
             paths,
             uid,

@@ -1,6 +1,7 @@
 //! The command's environment. Lectic's own environment holds the user's API
-//! keys, so nothing of the host passes unless named: the defaults below, then
-//! `--pass-env`, `--env` and `--env-file` in that order (later wins).
+//! keys, so nothing of the host passes unless named. Levels, later wins:
+//! host (the defaults below and `--pass-env`), the policy's `env` and
+//! `env_files`, `--env`, `--env-file`.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -28,7 +29,7 @@ pub const NEVER: &[&str] = &[
     "PODMAN_HOST",
 ];
 
-fn never(name: &str) -> std::result::Result<(), String> {
+pub(crate) fn never(name: &str) -> std::result::Result<(), String> {
     if NEVER.contains(&name) {
         Err(format!(
             "{name} names a host socket and is never set inside the sandbox"
@@ -40,13 +41,41 @@ fn never(name: &str) -> std::result::Result<(), String> {
 
 pub type Env = BTreeMap<String, String>;
 
+/// What the policy file manages: variables and env files, each with where
+/// it is set.
+#[derive(Debug, Default, Clone)]
+pub struct Managed {
+    pub env: Vec<((String, String), String)>,
+    pub files: Vec<(PathBuf, String)>,
+}
+
 pub fn collect(
     host: &[(String, String)],
     pass: &[String],
     sets: &[String],
     files: &[PathBuf],
 ) -> Result<Env> {
+    collect_levels(host, pass, &Managed::default(), sets, files).map(|(env, _)| env)
+}
+
+/// The environment, lowest level first (later wins): host variables that
+/// pass (the defaults and `--pass-env`), the policy's `env`, the policy's
+/// `env_files`, `--env`, `--env-file`. So a host variable never overrides
+/// a managed one, and what the command line says explicitly wins. Also
+/// returns where each variable came from.
+pub fn collect_levels(
+    host: &[(String, String)],
+    pass: &[String],
+    managed: &Managed,
+    sets: &[String],
+    files: &[PathBuf],
+) -> Result<(Env, BTreeMap<String, String>)> {
     let mut env = Env::new();
+    let mut sources = BTreeMap::new();
+    let mut put = |name: &str, value: &str, source: String| {
+        env.insert(name.to_owned(), value.to_owned());
+        sources.insert(name.to_owned(), source);
+    };
     let patterns = DEFAULT_PASS
         .iter()
         .copied()
@@ -54,8 +83,20 @@ pub fn collect(
     for pattern in patterns {
         for (name, value) in host {
             if glob_match(pattern, name) && never(name).is_ok() {
-                env.insert(name.clone(), value.clone());
+                put(name, value, "host".into());
             }
+        }
+    }
+    for ((name, value), at) in &managed.env {
+        put(name, value, format!("policy env ({at})"));
+    }
+    for (file, at) in &managed.files {
+        for (name, value) in read_env_file(file)? {
+            put(
+                &name,
+                &value,
+                format!("policy env file {} ({at})", file.display()),
+            );
         }
     }
     for set in sets {
@@ -67,21 +108,23 @@ pub fn collect(
         check_name(name)
             .and_then(|()| never(name))
             .map_err(|why| Error::usage(format!("--env {set}: {why}")))?;
-        env.insert(name.to_owned(), value.to_owned());
+        put(name, value, "--env".into());
     }
     for file in files {
-        env.extend(read_env_file(file)?);
+        for (name, value) in read_env_file(file)? {
+            put(&name, &value, format!("--env-file {}", file.display()));
+        }
     }
-    Ok(env)
+    Ok((env, sources))
 }
 
 /// Parses `NAME=VALUE` lines; blank lines and `#` comments are skipped, an
 /// `export ` prefix is allowed and one pair of surrounding quotes is removed.
 /// A malformed line is an error naming file and line, never skipped.
 pub fn read_env_file(path: &Path) -> Result<Vec<(String, String)>> {
-    let text = std::fs::read_to_string(path).with_path("cannot read --env-file", path)?;
+    let text = std::fs::read_to_string(path).with_path("cannot read the env file", path)?;
     parse_env_file(&text)
-        .map_err(|(line, why)| Error::usage(format!("--env-file {}:{line}: {why}", path.display())))
+        .map_err(|(line, why)| Error::usage(format!("env file {}:{line}: {why}", path.display())))
 }
 
 fn parse_env_file(text: &str) -> std::result::Result<Vec<(String, String)>, (usize, String)> {
@@ -112,7 +155,7 @@ fn unquote(v: &str) -> &str {
     v
 }
 
-fn check_name(name: &str) -> std::result::Result<(), String> {
+pub(crate) fn check_name(name: &str) -> std::result::Result<(), String> {
     let mut chars = name.chars();
     let ok = matches!(chars.next(), Some(c) if c == '_' || c.is_ascii_alphabetic())
         && chars.all(|c| c == '_' || c.is_ascii_alphanumeric());

@@ -15,6 +15,7 @@ pub mod fsutil;
 pub mod image;
 pub mod lock;
 pub mod manage;
+pub mod policy;
 pub mod shellwords;
 pub mod store;
 pub mod sys;

@@ -1,7 +1,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use lectic_nix_sandbox::cli::Cli;
+use lectic_nix_sandbox::cli::{Cli, one_line};
 use lectic_nix_sandbox::config::Config;
 
 /// The sandbox's own failures exit 125, as Podman's do.
@@ -15,10 +15,11 @@ fn main() -> ExitCode {
             let _ = e.print();
             return ExitCode::SUCCESS;
         }
-        Err(e) => return fail(&usage_error(&e)),
+        Err(e) => return fail(&one_line(&e)),
     };
     lectic_nix_sandbox::set_verbose(cli.verbose);
-    let outcome = Config::from_cli(cli).and_then(|cfg| {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let outcome = Config::from_cli(cli, &args).and_then(|cfg| {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -29,22 +30,6 @@ fn main() -> ExitCode {
         Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(SANDBOX_FAILURE)),
         Err(e) => fail(&e.to_string()),
     }
-}
-
-/// clap's message (without its usage block and tips) as one line, with the fix.
-fn usage_error(e: &clap::Error) -> String {
-    let text = e.render().to_string();
-    let message: Vec<&str> = text
-        .lines()
-        .map(str::trim)
-        .take_while(|l| !l.starts_with("Usage:"))
-        .filter(|l| {
-            !l.is_empty() && !l.starts_with("tip:") && !l.starts_with("For more information")
-        })
-        .collect();
-    let message = message.join(" ");
-    let message = message.strip_prefix("error: ").unwrap_or(&message);
-    format!("{message}; see `lectic-nix-sandbox --help`")
 }
 
 fn fail(message: &str) -> ExitCode {

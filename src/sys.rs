@@ -69,6 +69,20 @@ pub fn has_file_capabilities(path: &std::path::Path) -> bool {
     }
 }
 
+/// The login name of `uid` (from /etc/passwd, else USER, else the number).
+pub fn user_name(uid: u32) -> String {
+    std::fs::read_to_string("/etc/passwd")
+        .ok()
+        .and_then(|p| {
+            p.lines().find_map(|l| {
+                let f: Vec<&str> = l.split(':').collect();
+                (f.len() > 2 && f[2] == uid.to_string()).then(|| f[0].to_owned())
+            })
+        })
+        .or_else(|| std::env::var("USER").ok())
+        .unwrap_or_else(|| uid.to_string())
+}
+
 /// When process `pid` started (clock ticks since boot), or None if there is
 /// no such process. With the pid it names one process across pid reuse.
 pub fn process_start(pid: u32) -> Option<u64> {

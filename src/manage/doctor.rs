@@ -53,7 +53,7 @@ fn bad(
 pub fn run(cfg: &Config) -> i32 {
     let mut checks = vec![podman_version(cfg), nix_version(cfg), nix_store(cfg)];
     if cfg.rootless() {
-        let user = user_name(cfg.uid);
+        let user = crate::sys::user_name(cfg.uid);
         for (file, what) in [("/etc/subuid", "subuid"), ("/etc/subgid", "subgid")] {
             checks.push(sub_ids(Path::new(file), what, &user, cfg.uid));
         }
@@ -215,19 +215,6 @@ fn nix_store(cfg: &Config) -> Check {
 
 fn first_line(s: &str) -> String {
     s.lines().next().unwrap_or("failed").to_owned()
-}
-
-fn user_name(uid: u32) -> String {
-    std::fs::read_to_string("/etc/passwd")
-        .ok()
-        .and_then(|p| {
-            p.lines().find_map(|l| {
-                let f: Vec<&str> = l.split(':').collect();
-                (f.len() > 2 && f[2] == uid.to_string()).then(|| f[0].to_owned())
-            })
-        })
-        .or_else(|| std::env::var("USER").ok())
-        .unwrap_or_else(|| uid.to_string())
 }
 
 /// The number of subordinate ids `file` gives `user` (by name or uid).

@@ -25,6 +25,10 @@ pub fn run(cfg: &Config) -> Result<i32> {
     match cfg.action {
         Action::Run => unreachable!("not a management action"),
         Action::Doctor => Ok(doctor::run(cfg)),
+        Action::ShowConfig => {
+            emit(cfg, &show_config(cfg), render_show_config);
+            Ok(0)
+        }
         Action::Status => {
             let podman = Podman::open(cfg)?;
             emit(cfg, &status::collect(cfg, &podman)?, status::render);
@@ -109,6 +113,66 @@ fn render_prepare(v: &Value) -> String {
             s(v, "workdir"),
             human_secs(v.get("ttl_seconds").and_then(Value::as_u64).unwrap_or(0))
         );
+    }
+    out
+}
+
+/// `--show-config`: every option with its value and source, the policy's
+/// project roots, and the environment's names with their level (values
+/// are left out: they may be secrets).
+fn show_config(cfg: &Config) -> Value {
+    let roots = cfg.policy.as_ref().and_then(|p| {
+        p.project_roots.as_ref().map(|r| {
+            json!({
+                "roots": r.value,
+                "source": format!("{}:{}", p.path.display(), r.line),
+            })
+        })
+    });
+    json!({
+        "config_file": cfg.policy.as_ref().map(|p| p.path.clone()),
+        "options": cfg.settings.iter().map(|s| json!({
+            "option": s.option, "value": s.value, "source": s.source,
+        })).collect::<Vec<_>>(),
+        "project_roots": roots,
+        "env": cfg.env_sources.iter().map(|(name, source)| json!({
+            "name": name, "source": source,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+fn render_show_config(v: &Value) -> String {
+    let mut out = match v["config_file"].as_str() {
+        Some(f) => format!("Config file: {f}\n"),
+        None => "Config file: none\n".into(),
+    };
+    out += "Options:\n";
+    for o in items(v, "options") {
+        out += &format!(
+            "  {:<22} {:<24} ({})\n",
+            s(o, "option"),
+            s(o, "value"),
+            s(o, "source")
+        );
+    }
+    out += &match v.get("project_roots").filter(|r| !r.is_null()) {
+        Some(r) => {
+            let roots: Vec<&str> = items(r, "roots").iter().filter_map(Value::as_str).collect();
+            format!(
+                "Project roots: {} ({})\n",
+                if roots.is_empty() {
+                    "none".into()
+                } else {
+                    roots.join(", ")
+                },
+                s(r, "source")
+            )
+        }
+        None => "Project roots: any directory (the policy sets none)\n".into(),
+    };
+    out += "Environment (names only; later levels win: host, policy env, policy env files, --env, --env-file):\n";
+    for e in items(v, "env") {
+        out += &format!("  {:<22} {}\n", s(e, "name"), s(e, "source"));
     }
     out
 }
