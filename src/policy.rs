@@ -40,6 +40,7 @@ const OPTIONS: &[(&str, &str, Kind)] = &[
     ("keep_warm", "--keep-warm", Kind::Bool),
     ("warm_ttl", "--warm-ttl", Kind::Str),
     ("nix_packages_file", "--nix-packages-file", Kind::Path),
+    ("rebuild", "--rebuild", Kind::Bool),
     ("flake", "--flake", Kind::Str),
     ("nixpkgs", "--nixpkgs", Kind::Str),
     ("pass_env", "--pass-env", Kind::List),
@@ -154,6 +155,10 @@ impl Policy {
                             (_, true) => vec![flag.into()],
                             (_, false) => vec![],
                         }
+                    }
+                    // A bare number of seconds, or a duration such as 15m.
+                    Kind::Str if key == "warm_ttl" && v.is_number() => {
+                        vec!["--warm-ttl-seconds".into(), scalar(v).unwrap_or_default()]
                     }
                     Kind::Str => vec![
                         flag.into(),
@@ -399,7 +404,7 @@ mod tests {
     #[test]
     fn options_become_arguments_with_paths_resolved() {
         let p = parse(
-            "allow_net: true\nkeep_warm: false\nvolumes:\n  - ~/data:/data:ro\n  - rel\nmemory: 2g\npids_limit: 64\n",
+            "allow_net: true\nkeep_warm: false\nvolumes:\n  - ~/data:/data:ro\n  - rel\nmemory: 2g\npids_limit: 64\nwarm_ttl: 60\n",
             "u",
         )
         .unwrap();
@@ -420,12 +425,23 @@ mod tests {
                 "--memory",
                 "2g",
                 "--pids-limit",
-                "64"
+                "64",
+                "--warm-ttl-seconds",
+                "60"
             ]
         );
         let given: BTreeSet<String> = ["--memory".to_owned(), "--volume".into()].into();
         let keys: Vec<&str> = p.arguments(&given).into_iter().map(|(k, _, _)| k).collect();
-        assert_eq!(keys, ["allow_net", "keep_warm", "volumes", "pids_limit"]);
+        assert_eq!(
+            keys,
+            [
+                "allow_net",
+                "keep_warm",
+                "volumes",
+                "pids_limit",
+                "warm_ttl"
+            ]
+        );
     }
 
     #[test]

@@ -312,3 +312,18 @@ both_modes!(memory_and_cpu_limits_reach_the_cgroup, |mode| {
     let cpu = lines.next().unwrap();
     assert!(cpu == "50000" || cpu.starts_with("50000 "), "{out}");
 });
+
+both_modes!(raw_sockets_are_refused, |mode| {
+    let sb = Sandbox::new(mode, "esc-raw");
+    let bb = with_busybox(&sb);
+    let mut args: Vec<&str> = bb.iter().map(String::as_str).collect();
+    args.push("--no-keep-warm");
+    // traceroute and arping open raw sockets; ping tries raw, then ICMP.
+    let script = "busybox traceroute -n -m 1 127.0.0.1 >/dev/null 2>&1 || echo no-traceroute; \
+        busybox arping -c 1 -I lo 127.0.0.1 >/dev/null 2>&1 || echo no-arping; \
+        busybox ping -c 1 -W 1 127.0.0.1 >/dev/null 2>&1 || echo no-ping";
+    assert_eq!(
+        ok(&run_script(&sb, &args, script)),
+        "no-traceroute\nno-arping\nno-ping\n"
+    );
+});
