@@ -222,6 +222,30 @@ fn user_part(args: &[OsString], from_file: &[(&'static str, Vec<String>, usize)]
     args.iter().skip(1 + skip).cloned().collect()
 }
 
+/// `path` with its existing part resolved (symlinks, `..`) and the rest,
+/// still to be created, appended: what it will be once created.
+fn resolve_lenient(option: &str, path: &Path) -> Result<PathBuf> {
+    let mut existing = path.to_path_buf();
+    let mut rest = Vec::new();
+    loop {
+        if let Ok(real) = std::fs::canonicalize(&existing) {
+            return Ok(rest.iter().rev().fold(real, |acc, part| acc.join(part)));
+        }
+        match (existing.file_name(), existing.parent()) {
+            (Some(name), Some(parent)) => {
+                rest.push(name.to_owned());
+                existing = parent.to_path_buf();
+            }
+            _ => {
+                return Err(Error::usage(format!(
+                    "{option} {}: `..` through a directory that does not exist; give a plain path",
+                    path.display()
+                )));
+            }
+        }
+    }
+}
+
 /// The invoking user's project roots: every mounted host path must lie
 /// inside one (paths resolved, so `..` and symlinks cannot leave them).
 struct Roots {
@@ -392,7 +416,12 @@ impl Config {
         };
         let explicit = cli.config.as_ref().map(|p| cwd.join(p));
         let Some(path) = policy::locate(explicit.as_deref(), &lookup) else {
-            let settings = settings(args, &[], None);
+            // Only --show-config needs them; they cost two more parses.
+            let settings = if cli.show_config {
+                settings(args, &[], None)
+            } else {
+                vec![]
+            };
             return Self::build(cli, &cwd, &host_env, uid, sys::egid(), None, settings);
         };
         let home = lookup("HOME").map(PathBuf::from);
@@ -427,7 +456,11 @@ impl Config {
                 path.display()
             ))
         })?;
-        let settings = settings(&merged, &from_file, Some(&policy.path));
+        let settings = if cli.show_config {
+            settings(&merged, &from_file, Some(&policy.path))
+        } else {
+            vec![]
+        };
         Self::build(
             cli,
             &cwd,
@@ -473,33 +506,44 @@ impl Config {
             )));
         }
 
+        // Every host path to mount is checked before anything is created.
+        let guarded = Guarded::new(&lookup, &paths);
+        let roots = policy.as_ref().and_then(|p| {
+            p.project_roots
+                .as_ref()
+                .map(|r| Roots::new(&r.value, &format!("{}:{}", p.path.display(), r.line)))
+        });
+        let allowed = |option: &str, path: &Path| -> Result<()> {
+            guarded.check(option, path)?;
+            match &roots {
+                Some(r) => r.check(option, path),
+                None => Ok(()),
+            }
+        };
+        allowed("--workdir", &workdir)?;
+
         let mut volumes = Vec::new();
         if let Some(persist) = &cli.persist {
             let dir = cwd.join(persist);
+            allowed("--persist", &resolve_lenient("--persist", &dir)?)?;
             fsutil::ensure_dir(&dir)?;
             volumes.push(Volume::parse(&format!("{}:/persist", dir.display()), cwd)?);
         }
         for spec in &cli.volumes {
-            volumes.push(Volume::parse(spec, cwd)?);
+            let v = Volume::parse(spec, cwd)?;
+            allowed("--volume", &v.host)?;
+            volumes.push(v);
         }
 
         let home = match &cli.home {
             Some(h) => {
                 let h = cwd.join(h);
+                allowed("--home", &resolve_lenient("--home", &h)?)?;
                 fsutil::ensure_dir(&h)?;
                 Some(std::fs::canonicalize(&h).with_path("cannot resolve --home", &h)?)
             }
             None => None,
         };
-
-        let guarded = Guarded::new(&lookup, &paths);
-        guarded.check("--workdir", &workdir)?;
-        for v in &volumes {
-            guarded.check("--volume", &v.host)?;
-        }
-        if let Some(h) = &home {
-            guarded.check("--home", h)?;
-        }
 
         let packages_file = match &cli.nix_packages_file {
             Some(p) => {
@@ -527,24 +571,6 @@ impl Config {
             }
             Ok(out)
         };
-
-        if let Some(roots) = policy
-            .as_ref()
-            .and_then(|p| p.project_roots.as_ref().map(|r| (p, r)))
-        {
-            let (p, roots) = roots;
-            let inside = Roots::new(
-                &roots.value,
-                &format!("{}:{}", p.path.display(), roots.line),
-            );
-            inside.check("--workdir", &workdir)?;
-            for v in &volumes {
-                inside.check("--volume", &v.host)?;
-            }
-            if let Some(h) = &home {
-                inside.check("--home", h)?;
-            }
-        }
 
         let managed = env::Managed {
             env: policy
@@ -661,6 +687,15 @@ mod tests {
         assert_eq!(p.cache, PathBuf::from("/h/.cache/lectic/nix-sandbox"));
         assert_eq!(p.temp, PathBuf::from("/tmp/lectic/nix-sandbox-1"));
         assert!(Paths::from_env(env_of(&[]), 1).is_err());
+    }
+
+    #[test]
+    fn a_path_still_to_be_created_resolves_through_what_exists() {
+        let tmp = std::fs::canonicalize(std::env::temp_dir()).unwrap();
+        let p = resolve_lenient("--persist", &tmp.join("no-such-lns/a/b")).unwrap();
+        assert_eq!(p, tmp.join("no-such-lns/a/b"));
+        let up = resolve_lenient("--persist", &tmp.join("no-such-lns/../x"));
+        assert!(up.is_err(), "`..` through a missing dir");
     }
 
     #[test]

@@ -31,7 +31,9 @@ enum Kind {
 
 /// Option keys: (key, the long option, kind). Keys are the long options
 /// with `_` for `-`.
-const OPTIONS: &[(&str, &str, Kind)] = &[
+type OptionSpec = (&'static str, &'static str, Kind);
+
+const OPTIONS: &[OptionSpec] = &[
     ("workdir", "--workdir", Kind::Path),
     ("volumes", "--volume", Kind::Volumes),
     ("persist", "--persist", Kind::Path),
@@ -72,8 +74,8 @@ pub struct Sourced<T> {
 #[derive(Debug, Clone, Default)]
 pub struct Policy {
     pub path: PathBuf,
-    /// Option key → (its arguments, line).
-    options: Vec<(&'static str, Vec<String>, usize)>,
+    /// Option (from OPTIONS) → (its arguments, line).
+    options: Vec<(&'static OptionSpec, Vec<String>, usize)>,
     /// The invoking user's roots (their own list, else the default list);
     /// None when the file sets no roots at all.
     pub project_roots: Option<Sourced<Vec<PathBuf>>>,
@@ -146,7 +148,9 @@ impl Policy {
             };
             let line = line_of(text, &[key]);
             let wrong = |expected: &str| bad(line, key, format!("expected {expected}"));
-            if let Some(&(_, flag, kind)) = OPTIONS.iter().find(|(name, _, _)| *name == key) {
+            if let Some(option @ &(_, flag, kind)) =
+                OPTIONS.iter().find(|(name, _, _)| *name == key)
+            {
                 let args: Vec<String> = match kind {
                     Kind::Bool => {
                         let b = v.as_bool().ok_or_else(|| wrong("true or false"))?;
@@ -187,7 +191,7 @@ impl Policy {
                             .collect()
                     }
                 };
-                policy.options.push((key_static(key), args, line));
+                policy.options.push((option, args, line));
                 continue;
             }
             match key {
@@ -301,35 +305,21 @@ impl Policy {
     pub fn arguments(&self, given: &BTreeSet<String>) -> Vec<(&'static str, Vec<String>, usize)> {
         self.options
             .iter()
-            .filter(|(key, _, _)| {
-                let flags: &[&str] = match *key {
-                    "keep_warm" => &["--keep-warm", "--no-keep-warm"],
-                    "warm_ttl" => &["--warm-ttl", "--warm-ttl-seconds"],
+            .filter(|((key, flag, kind), _, _)| {
+                // Lists add to what the user gave; single values yield to it.
+                let also: &[&str] = match *key {
+                    "keep_warm" => &["--no-keep-warm"],
+                    "warm_ttl" => &["--warm-ttl-seconds"],
                     _ => &[],
                 };
-                let flag = OPTIONS
-                    .iter()
-                    .find(|(k, _, _)| k == key)
-                    .map(|o| o.1)
-                    .unwrap_or_default();
-                let single = !matches!(
-                    OPTIONS.iter().find(|(k, _, _)| k == key).map(|o| o.2),
-                    Some(Kind::List | Kind::Volumes)
-                );
-                // Lists add to what the user gave; single values yield to it.
-                !single || !(given.contains(flag) || flags.iter().any(|f| given.contains(*f)))
+                matches!(kind, Kind::List | Kind::Volumes)
+                    || !std::iter::once(flag)
+                        .chain(also)
+                        .any(|f| given.contains(*f))
             })
-            .cloned()
+            .map(|((key, _, _), args, line)| (*key, args.clone(), *line))
             .collect()
     }
-}
-
-fn key_static(key: &str) -> &'static str {
-    OPTIONS
-        .iter()
-        .find(|(k, _, _)| *k == key)
-        .map(|o| o.0)
-        .unwrap_or("?")
 }
 
 /// A string, number or bool as a string.

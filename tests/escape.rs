@@ -281,6 +281,16 @@ both_modes!(mounting_home_sockets_or_state_is_refused, |mode| {
             "own state",
         ),
         (vec!["--env".into(), "SSH_AUTH_SOCK=/x".into()], "never set"),
+        (
+            vec![
+                "--persist".into(),
+                sb.cache
+                    .join("nix-sandbox/made-by-persist")
+                    .display()
+                    .to_string(),
+            ],
+            "own state",
+        ),
     ];
     std::fs::create_dir_all("/tmp/.X11-unix").unwrap();
     for (opts, expect) in cases {
@@ -292,6 +302,10 @@ both_modes!(mounting_home_sockets_or_state_is_refused, |mode| {
         assert_eq!(err.lines().count(), 1, "{err}");
         assert!(err.contains(expect), "{args:?}: {expect:?} in {err}");
     }
+    assert!(
+        !sb.cache.join("nix-sandbox/made-by-persist").exists(),
+        "a refused --persist creates nothing"
+    );
 });
 
 both_modes!(memory_and_cpu_limits_reach_the_cgroup, |mode| {
