@@ -62,6 +62,9 @@ pub fn run(cfg: &Config) -> i32 {
         }
         checks.push(network_helpers());
     }
+    if cfg.rootless() {
+        checks.push(keyring_quota(cfg.uid));
+    }
     checks.extend(dirs(cfg));
     checks.extend(store(cfg));
     let failed = checks.iter().any(|c| c.level == Level::Fail);
@@ -312,6 +315,36 @@ fn network_helpers() -> Check {
     }
 }
 
+/// runc makes a session keyring per container, counted against a per-user
+/// quota (200 keys by default) that frees them only minutes later.
+fn keyring_quota(uid: u32) -> Check {
+    let text = std::fs::read_to_string("/proc/key-users").unwrap_or_default();
+    match key_quota(&text, uid) {
+        Some((used, max)) if used * 5 >= max * 4 => bad(
+            "keyring quota",
+            Level::Warn,
+            format!(
+                "{used} of {max} kernel keys in use: new containers fail with \"disk quota exceeded\" when it runs out"
+            ),
+            "`sudo sysctl -w kernel.keys.maxkeys=20000 kernel.keys.maxbytes=2000000`",
+        ),
+        Some((used, max)) => ok(
+            "keyring quota",
+            format!("{used} of {max} kernel keys in use"),
+        ),
+        None => ok("keyring quota", "no keys in use"),
+    }
+}
+
+/// (keys in use, quota) of `uid` from /proc/key-users.
+fn key_quota(text: &str, uid: u32) -> Option<(u64, u64)> {
+    let line = text
+        .lines()
+        .find(|l| l.trim_start().split(':').next() == Some(&uid.to_string()))?;
+    let (used, max) = line.split_whitespace().nth(3)?.split_once('/')?;
+    Some((used.parse().ok()?, max.parse().ok()?))
+}
+
 fn dirs(cfg: &Config) -> Vec<Check> {
     [
         ("cache dir", &cfg.paths.cache, "LECTIC_CACHE"),
@@ -414,6 +447,15 @@ mod tests {
         assert_eq!(version("podman version 4.3.1"), Some((4, 3)));
         assert_eq!(version("nix (Nix) 2.8.0"), Some((2, 8)));
         assert_eq!(version("nothing"), None);
+    }
+
+    #[test]
+    fn key_quota_is_read_for_the_user() {
+        let text =
+            "    0:    10 9/9 4/1000000 118/25000000\n 1001:   200 200/200 200/200 1018/20000\n";
+        assert_eq!(key_quota(text, 1001), Some((200, 200)));
+        assert_eq!(key_quota(text, 0), Some((4, 1_000_000)));
+        assert_eq!(key_quota(text, 7), None);
     }
 
     #[test]
