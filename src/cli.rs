@@ -8,6 +8,9 @@ use clap::{ArgGroup, Parser};
 
 pub const DEFAULT_TTL: Duration = Duration::from_secs(900);
 pub const DEFAULT_PIDS_LIMIT: u64 = 1024;
+/// The help heading of the flags that stand in for a command.
+const MANAGEMENT: &str = "Management (in place of a command)";
+
 pub const DEFAULT_TMP_SIZE: &str = "1g";
 
 #[derive(Parser, Debug, Clone)]
@@ -159,48 +162,40 @@ pub struct Cli {
     #[arg(
         long,
         visible_alias = "list",
-        help_heading = "Management (in place of a command)"
+        help_heading = MANAGEMENT
     )]
     pub status: bool,
 
     /// Instead of a command: remove warm containers idle past their TTL, and leftovers of killed calls
-    #[arg(long, help_heading = "Management (in place of a command)")]
+    #[arg(long, help_heading = MANAGEMENT)]
     pub prune: bool,
 
     /// With --prune: remove every warm container of ours that no call is using
-    #[arg(
-        long,
-        requires = "prune",
-        help_heading = "Management (in place of a command)"
-    )]
+    #[arg(long, help_heading = MANAGEMENT)]
     pub all: bool,
 
     /// Instead of a command: remove unused images, stale image records and leftover files
-    #[arg(long, help_heading = "Management (in place of a command)")]
+    #[arg(long, help_heading = MANAGEMENT)]
     pub gc: bool,
 
     /// Instead of a command: build and load the image for these options now
-    #[arg(long, help_heading = "Management (in place of a command)")]
+    #[arg(long, help_heading = MANAGEMENT)]
     pub prepare: bool,
 
     /// With --prepare: also start the warm container for these options (and this directory)
-    #[arg(
-        long,
-        requires = "prepare",
-        help_heading = "Management (in place of a command)"
-    )]
+    #[arg(long, help_heading = MANAGEMENT)]
     pub start: bool,
 
     /// Instead of a command: check podman, nix, rootless prerequisites, storage and the cache dirs
-    #[arg(long, help_heading = "Management (in place of a command)")]
+    #[arg(long, help_heading = MANAGEMENT)]
     pub doctor: bool,
 
     /// Instead of a command: print the effective configuration and where each value comes from
-    #[arg(long, help_heading = "Management (in place of a command)")]
+    #[arg(long, help_heading = MANAGEMENT)]
     pub show_config: bool,
 
     /// Print the output of --status, --prune, --gc, --prepare, --doctor or --show-config as JSON
-    #[arg(long, help_heading = "Management (in place of a command)")]
+    #[arg(long, help_heading = MANAGEMENT)]
     pub json: bool,
 
     /// The command to run and its arguments

@@ -145,6 +145,16 @@ impl Guarded {
     }
 }
 
+/// A variable of `host_env` by name.
+fn lookup_in(host_env: &[(String, String)]) -> impl Fn(&str) -> Option<OsString> + '_ {
+    move |name| {
+        host_env
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| OsString::from(v))
+    }
+}
+
 /// One option's effective value and where it comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Setting {
@@ -408,12 +418,7 @@ impl Config {
             .collect();
         let cwd = std::env::current_dir().with_path("cannot read the current directory", ".")?;
         let uid = sys::euid();
-        let lookup = |name: &str| {
-            host_env
-                .iter()
-                .find(|(k, _)| k == name)
-                .map(|(_, v)| OsString::from(v))
-        };
+        let lookup = lookup_in(&host_env);
         let explicit = cli.config.as_ref().map(|p| cwd.join(p));
         let Some(path) = policy::locate(explicit.as_deref(), &lookup) else {
             // Only --show-config needs them; they cost two more parses.
@@ -484,13 +489,8 @@ impl Config {
         cli.check().map_err(Error::usage)?;
         let ttl = cli.ttl();
         let keep_warm = cli.keep_warm();
-        let lookup = |name: &str| {
-            host_env
-                .iter()
-                .find(|(k, _)| k == name)
-                .map(|(_, v)| OsString::from(v))
-        };
-        let paths = Paths::from_env(lookup, uid)?;
+        let lookup = lookup_in(host_env);
+        let paths = Paths::from_env(&lookup, uid)?;
 
         let workdir = cli.workdir.clone().unwrap_or_else(|| cwd.to_owned());
         let workdir = std::fs::canonicalize(cwd.join(&workdir)).map_err(|e| {

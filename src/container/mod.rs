@@ -251,7 +251,8 @@ pub fn is_warm_name(name: &str) -> bool {
 pub fn ensure_warm(cfg: &Config, podman: &Podman, spec: &Spec) -> Result<Warm> {
     let name = spec.name();
     let dir = WarmDir::new(cfg, &name);
-    dir.prepare()?;
+    // Locks are created as they are taken; `prepare` before a creation.
+    fsutil::ensure_dir(dir.path())?;
     let in_use = lock::acquire(
         &dir.use_lock(),
         Mode::Shared,
@@ -277,12 +278,14 @@ pub fn ensure_warm(cfg: &Config, podman: &Podman, spec: &Spec) -> Result<Warm> {
             if s != State::Missing {
                 remove(podman, &name)?;
             }
-            // The stamp first: the watcher of the new container reads it.
+            // The locks and the stamp first: the new container's watcher
+            // opens and reads them.
+            dir.prepare()?;
             dir.record(spec, cfg.ttl)?;
             create(podman, spec, &dir)?;
         }
     }
-    if dir.state().is_none() {
+    if !dir.recorded() {
         dir.record(spec, cfg.ttl)?; // repairs a stamp someone removed
     }
     dir.set_ttl(cfg.ttl)?;

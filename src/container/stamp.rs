@@ -160,6 +160,11 @@ impl WarmDir {
         }
     }
 
+    /// Whether `state.json` is there (cheaper than reading it).
+    pub fn recorded(&self) -> bool {
+        self.state_file().exists()
+    }
+
     /// What the container was made of, as recorded.
     pub fn state(&self) -> Option<Value> {
         serde_json::from_slice(&std::fs::read(self.state_file()).ok()?).ok()

@@ -22,35 +22,20 @@ use crate::store::Podman;
 
 /// Runs the management action of `cfg`; returns the exit status.
 pub fn run(cfg: &Config) -> Result<i32> {
-    match cfg.action {
+    let (value, render): (Value, fn(&Value) -> String) = match cfg.action {
         Action::Run => unreachable!("not a management action"),
-        Action::Doctor => Ok(doctor::run(cfg)),
-        Action::ShowConfig => {
-            emit(cfg, &show_config(cfg), render_show_config);
-            Ok(0)
-        }
-        Action::Status => {
-            let podman = Podman::open(cfg)?;
-            emit(cfg, &status::collect(cfg, &podman)?, status::render);
-            Ok(0)
-        }
-        Action::Prune { all } => {
-            let podman = Podman::open(cfg)?;
-            let report = prune::prune(cfg, &podman, all)?;
-            emit(cfg, &prune_json(&report), render_prune);
-            Ok(0)
-        }
-        Action::Gc => {
-            let podman = Podman::open(cfg)?;
-            emit(cfg, &gc::run(cfg, &podman)?, gc::render);
-            Ok(0)
-        }
-        Action::Prepare { start } => {
-            let podman = Podman::open(cfg)?;
-            emit(cfg, &prepare(cfg, &podman, start)?, render_prepare);
-            Ok(0)
-        }
-    }
+        Action::Doctor => return Ok(doctor::run(cfg)),
+        Action::ShowConfig => (show_config(cfg), render_show_config),
+        Action::Status => (status::collect(cfg, &Podman::open(cfg)?)?, status::render),
+        Action::Prune { all } => (
+            prune_json(&prune::prune(cfg, &Podman::open(cfg)?, all)?),
+            render_prune,
+        ),
+        Action::Gc => (gc::run(cfg, &Podman::open(cfg)?)?, gc::render),
+        Action::Prepare { start } => (prepare(cfg, &Podman::open(cfg)?, start)?, render_prepare),
+    };
+    emit(cfg, &value, render);
+    Ok(0)
 }
 
 /// Prints `value` as JSON or through `render`.
