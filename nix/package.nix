@@ -1,10 +1,16 @@
 # lectic-nix-sandbox itself, so `nix run` and `nix profile install` work.
+# Linked statically (glibc's static libraries): the same binary runs inside
+# warm containers as their exec agent (src/agent), where no libc of ours is.
 { pkgs, src }:
 pkgs.rustPlatform.buildRustPackage {
   pname = "lectic-nix-sandbox";
   version = (builtins.fromTOML (builtins.readFile ../Cargo.toml)).package.version;
   inherit src;
   cargoLock.lockFile = ../Cargo.lock;
+  buildInputs = [ pkgs.glibc.static ];
+  # buildRustPackage passes --target, so this reaches our crate and not the
+  # proc macros (as .cargo/config.toml does for `cargo build`).
+  RUSTFLAGS = "-C target-feature=+crt-static";
   # Integration tests need Podman and Nix; `cargo test --lib` runs in the build.
   cargoTestFlags = [ "--lib" ];
   meta.mainProgram = "lectic-nix-sandbox";

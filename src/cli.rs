@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{ArgGroup, Parser};
+use clap::{ArgGroup, Parser, ValueEnum};
 
 pub const DEFAULT_TTL: Duration = Duration::from_secs(900);
 pub const DEFAULT_PIDS_LIMIT: u64 = 1024;
@@ -65,6 +65,10 @@ pub struct Cli {
     /// Run a one-shot container removed after the command
     #[arg(long, overrides_with = "keep_warm")]
     pub no_keep_warm: bool,
+
+    /// How a warm call reaches its container: `agent`, this (static) binary running inside it, which starts no Podman process per call; or `podman exec`. Without a static binary or with a terminal, calls use podman exec
+    #[arg(long, value_enum, value_name = "HOW", default_value_t = ExecVia::Agent)]
+    pub exec_via: ExecVia,
 
     /// Idle seconds before a warm container is removed [default: 900]
     #[arg(long, value_name = "N", conflicts_with = "warm_ttl")]
@@ -201,6 +205,13 @@ pub struct Cli {
     /// The command to run and its arguments
     #[arg(value_name = "COMMAND", required_unless_present = "action", num_args = 1..)]
     pub command: Vec<String>,
+}
+
+/// How a warm call reaches its container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ExecVia {
+    Agent,
+    Podman,
 }
 
 /// What a call does: run a command, or one management action.

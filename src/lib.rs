@@ -1,9 +1,12 @@
 //! lectic-nix-sandbox: runs a command in a Nix-built, rootless Podman
 //! container. The modules follow the data path:
 //! cli → config (+ env) → image (flake, nix build, load, record) →
-//! store (our Podman) → container (warm lifecycle, prune) → exec, and the
-//! management commands (manage) that stand in for a command.
+//! store (our Podman) → container (warm lifecycle, prune) → exec (through
+//! the agent, or podman) → stop, and the management commands (manage) that
+//! stand in for a command. `agent` is the other end of exec: this binary
+//! inside a warm container.
 
+pub mod agent;
 pub mod cli;
 pub mod config;
 pub mod container;
@@ -17,6 +20,7 @@ pub mod lock;
 pub mod manage;
 pub mod policy;
 pub mod shellwords;
+pub mod stop;
 pub mod store;
 pub mod sys;
 
@@ -54,8 +58,8 @@ pub async fn run(cfg: Config) -> Result<i32> {
     }
     let podman = Podman::open(&cfg)?;
     let (code, name) = if cfg.keep_warm {
-        let warm = warm_container(&cfg, &podman)?;
-        let code = exec::run_warm(&cfg, &podman, &warm.name).await;
+        let mut warm = warm_container(&cfg, &podman)?;
+        let code = exec::run_warm(&cfg, &podman, &mut warm).await;
         warm.touch();
         (code, warm.name.clone())
     } else {

@@ -85,7 +85,17 @@ pub fn acquire(path: &Path, mode: Mode, what: &str, limit: Duration) -> Result<L
 
 /// Takes the lock only if nobody holds it.
 pub fn try_acquire(path: &Path, mode: Mode) -> Result<Option<Lock>> {
-    let file = open(path)?;
+    try_with(open(path)?, path, mode)
+}
+
+/// Like [`try_acquire`] for a lock file that must exist already and may be
+/// on a read-only mount (the agent's view of the state directory).
+pub fn try_acquire_existing(path: &Path, mode: Mode) -> Result<Option<Lock>> {
+    let file = File::open(path).with_path("cannot open lock file", path)?;
+    try_with(file, path, mode)
+}
+
+fn try_with(file: File, path: &Path, mode: Mode) -> Result<Option<Lock>> {
     Ok(try_take(&file, mode)
         .with_path("cannot lock", path)?
         .then(|| Lock {

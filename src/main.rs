@@ -1,6 +1,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
+use lectic_nix_sandbox::agent;
 use lectic_nix_sandbox::cli::{Cli, one_line};
 use lectic_nix_sandbox::config::Config;
 
@@ -8,6 +9,13 @@ use lectic_nix_sandbox::config::Config;
 const SANDBOX_FAILURE: u8 = 125;
 
 fn main() -> ExitCode {
+    // Inside a warm container, as its main process (see agent/).
+    if std::env::args_os().nth(1).is_some_and(|a| a == agent::ARG) {
+        return match agent::serve() {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => fail(&format!("agent: {e}")),
+        };
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) if !e.use_stderr() => {

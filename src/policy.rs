@@ -40,6 +40,7 @@ const OPTIONS: &[OptionSpec] = &[
     ("home", "--home", Kind::Path),
     ("allow_net", "--allow-net", Kind::Bool),
     ("keep_warm", "--keep-warm", Kind::Bool),
+    ("exec_via", "--exec-via", Kind::Str),
     ("warm_ttl", "--warm-ttl", Kind::Str),
     ("nix_packages_file", "--nix-packages-file", Kind::Path),
     ("rebuild", "--rebuild", Kind::Bool),

@@ -29,7 +29,7 @@ fn run_script(sb: &Sandbox, extra: &[&str], script: &str) -> std::process::Outpu
     sb.run(&args)
 }
 
-both_modes!(writes_outside_the_workdir_and_home_fail, |mode| {
+each_path!(writes_outside_the_workdir_and_home_fail, |mode| {
     let sb = Sandbox::new(mode, "esc-write");
     let home = real_home(mode);
     let cache = sb.cache.display().to_string();
@@ -52,7 +52,7 @@ both_modes!(writes_outside_the_workdir_and_home_fail, |mode| {
     assert!(sb.work.join("in-workdir").exists());
 });
 
-both_modes!(the_real_home_and_the_sandbox_state_are_not_there, |mode| {
+each_path!(the_real_home_and_the_sandbox_state_are_not_there, |mode| {
     let sb = Sandbox::new(mode, "esc-read");
     let home = real_home(mode);
     let secret = format!("{home}/lns-secret-{}", std::process::id());
@@ -74,7 +74,7 @@ both_modes!(the_real_home_and_the_sandbox_state_are_not_there, |mode| {
     assert_eq!(out, "end\n");
 });
 
-both_modes!(no_network_without_allow_net, |mode| {
+each_path!(no_network_without_allow_net, |mode| {
     let sb = Sandbox::new(mode, "esc-net");
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     listener.set_nonblocking(true).unwrap();
@@ -101,7 +101,7 @@ both_modes!(no_network_without_allow_net, |mode| {
     );
 });
 
-both_modes!(host_processes_are_invisible, |mode| {
+each_path!(host_processes_are_invisible, |mode| {
     let sb = Sandbox::new(mode, "esc-ps");
     let token = 900_000 + std::process::id() % 99_999;
     let mut host = Command::new("sleep")
@@ -123,7 +123,7 @@ both_modes!(host_processes_are_invisible, |mode| {
     assert!(visible < 20, "{visible} processes visible");
 });
 
-both_modes!(capabilities_are_gone_and_privileged_calls_fail, |mode| {
+each_path!(capabilities_are_gone_and_privileged_calls_fail, |mode| {
     let sb = Sandbox::new(mode, "esc-caps");
     sb.write("work/file", "x");
     let script = "grep -E '^(CapPrm|CapEff|CapBnd|CapAmb|NoNewPrivs)' /proc/self/status; \
@@ -138,7 +138,7 @@ both_modes!(capabilities_are_gone_and_privileged_calls_fail, |mode| {
     );
 });
 
-both_modes!(setuid_programs_gain_nothing, |mode| {
+each_path!(setuid_programs_gain_nothing, |mode| {
     let sb = Sandbox::new(mode, "esc-suid");
     // A setuid-root copy of busybox, made by the host's root.
     let dir = sb.work.join("suid");
@@ -157,7 +157,7 @@ both_modes!(setuid_programs_gain_nothing, |mode| {
     assert_eq!(out, format!("{uid}\n{uid}\nCapEff:\t0000000000000000\n"));
 });
 
-both_modes!(podman_and_session_sockets_are_unreachable, |mode| {
+each_path!(podman_and_session_sockets_are_unreachable, |mode| {
     let mut sb = Sandbox::new(mode, "esc-sock");
     sb.extra_env = vec![
         ("SSH_AUTH_SOCK".into(), "/run/user/1/ssh.sock".into()),
@@ -200,7 +200,7 @@ fn limits_enforced(mode: Mode) -> bool {
     v2 || mode == Mode::Rootful
 }
 
-both_modes!(a_fork_bomb_stops_at_the_pids_limit, |mode| {
+each_path!(a_fork_bomb_stops_at_the_pids_limit, |mode| {
     let sb = Sandbox::new(mode, "esc-fork");
     if !limits_enforced_or_said(&sb) {
         return;
@@ -217,7 +217,7 @@ both_modes!(a_fork_bomb_stops_at_the_pids_limit, |mode| {
     assert!((30..64).contains(&n), "{n} forks");
 });
 
-both_modes!(tmp_is_bounded_and_the_image_root_read_only, |mode| {
+each_path!(tmp_is_bounded_and_the_image_root_read_only, |mode| {
     let sb = Sandbox::new(mode, "esc-tmp");
     let script = "df -k /tmp | tail -1 | awk '{print $2}'; \
         dd if=/dev/zero of=/tmp/big bs=1048576 count=64 2>/dev/null || echo full; \
@@ -234,7 +234,7 @@ both_modes!(tmp_is_bounded_and_the_image_root_read_only, |mode| {
     assert_eq!(default, "1048576\n", "1 GiB by default");
 });
 
-both_modes!(symlinks_in_the_workdir_lead_nowhere_outside, |mode| {
+each_path!(symlinks_in_the_workdir_lead_nowhere_outside, |mode| {
     let sb = Sandbox::new(mode, "esc-link");
     let home = real_home(mode);
     let secret = format!("{home}/lns-link-secret-{}", std::process::id());
@@ -252,7 +252,7 @@ both_modes!(symlinks_in_the_workdir_lead_nowhere_outside, |mode| {
     assert!(!std::path::Path::new("/etc/lns-x").exists());
 });
 
-both_modes!(mounting_home_sockets_or_state_is_refused, |mode| {
+each_path!(mounting_home_sockets_or_state_is_refused, |mode| {
     let sb = Sandbox::new(mode, "esc-mount");
     let home = real_home(mode);
     let up = format!("{}/../../../..", sb.work.display());
@@ -308,7 +308,7 @@ both_modes!(mounting_home_sockets_or_state_is_refused, |mode| {
     );
 });
 
-both_modes!(memory_and_cpu_limits_reach_the_cgroup, |mode| {
+each_path!(memory_and_cpu_limits_reach_the_cgroup, |mode| {
     let sb = Sandbox::new(mode, "esc-limits");
     if !limits_enforced_or_said(&sb) {
         return;
@@ -327,7 +327,7 @@ both_modes!(memory_and_cpu_limits_reach_the_cgroup, |mode| {
     assert!(cpu == "50000" || cpu.starts_with("50000 "), "{out}");
 });
 
-both_modes!(raw_sockets_are_refused, |mode| {
+each_path!(raw_sockets_are_refused, |mode| {
     let sb = Sandbox::new(mode, "esc-raw");
     let bb = with_busybox(&sb);
     let mut args: Vec<&str> = bb.iter().map(String::as_str).collect();

@@ -332,15 +332,23 @@ fn kill_during_command(sb: &Sandbox, args: &[&str]) {
     let _ = wait_bounded(child, Duration::from_secs(60));
 }
 
-both_modes!(killed_during_a_warm_command_the_ttl_ends_it, |mode| {
+each_path!(killed_during_a_warm_command_the_ttl_ends_it, |mode| {
     let sb = Sandbox::private(mode, "kill-warm");
-    let token = format!("kill-warm-token-{mode:?}");
+    let token = format!("kill-warm-token-{mode:?}-{}", sb.variant());
     let script = format!("echo started; sleep 600; echo {token}");
     kill_during_command(&sb, &["sh", "-c", &script]);
-    assert!(
-        !processes_with(&token).is_empty(),
-        "podman does not end an exec session whose client died"
-    );
+    if sb.via.is_none() {
+        // The agent sees the socket close and ends the call's processes.
+        assert!(eventually(Duration::from_secs(2), || processes_with(
+            &token
+        )
+        .is_empty()));
+    } else {
+        assert!(
+            !processes_with(&token).is_empty(),
+            "podman does not end an exec session whose client died"
+        );
+    }
     // The next call shares the container with the orphan, then its short
     // TTL ends both: the dead call holds no lock.
     next_call_works_and_nothing_leaks(&sb);
@@ -613,6 +621,12 @@ both_modes!(
         ] {
             assert!(text.contains(check), "{check} in {text}");
         }
+        assert!(
+            text.contains("ok    exec agent:") && text.contains("is static"),
+            "{text}"
+        );
+        let via_podman = stdout(&sb.run(&["--doctor", "--exec-via", "podman"]));
+        assert!(via_podman.contains("ok    exec agent: off"), "{via_podman}");
         if mode == Mode::Rootless {
             assert!(text.contains("ok    subuid:"), "{text}");
             assert!(text.contains("ok    newuidmap:"), "{text}");

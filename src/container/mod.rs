@@ -3,8 +3,9 @@
 //! its idle TTL; or a one-shot container per call.
 //!
 //! Each warm container has a state directory (stamp.rs) with its locks and
-//! last-use stamp, and a watcher as its main process (watcher.rs) that ends
-//! it once idle past its TTL. Pruning (prune.rs) takes both locks
+//! last-use stamp, and as its main process either our exec agent (agent/),
+//! when this binary is static, or the shell watcher (watcher.rs); either
+//! ends it once idle past its TTL. Pruning (prune.rs) takes both locks
 //! exclusively without waiting, so it never removes a container that is
 //! being created or used, and never deadlocks with a call (which may wait
 //! for create while holding use).
@@ -14,15 +15,17 @@ pub mod prune;
 pub mod stamp;
 pub mod watcher;
 
+use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::cli::ExecVia;
 use crate::config::{Config, Hardening, Volume};
 use crate::digest::Key;
 use crate::error::{Error, Result};
 use crate::lock::{self, Lock, Mode};
 use crate::store::Podman;
-use crate::{fsutil, image, verbose};
+use crate::{agent, fsutil, image, verbose};
 
 use crate::image::record::Record;
 use stamp::WarmDir;
@@ -35,8 +38,8 @@ pub const HOME_TARGET: &str = "/home/sandbox";
 
 /// How long a call waits for a warm container's use or create lock.
 const WARM_LOCK_LIMIT: Duration = Duration::from_secs(600);
-/// How long a new container's watcher may take to show it is alive.
-const WATCHER_START_LIMIT: Duration = Duration::from_secs(10);
+/// How long a new container's agent or watcher may take to show it is alive.
+const START_LIMIT: Duration = Duration::from_secs(10);
 
 /// Everything that shapes a container.
 #[derive(Debug, Clone)]
@@ -52,6 +55,9 @@ pub struct Spec {
     /// Whether the image runs the idle watcher (see watcher.rs); it is
     /// decided by the image, so it is not part of the name.
     pub watcher: bool,
+    /// The agent binary to mount as the main process (see agent/), if the
+    /// call wants the agent and this binary can be it.
+    pub agent: Option<PathBuf>,
 }
 
 impl Spec {
@@ -68,6 +74,14 @@ impl Spec {
             rootless: cfg.rootless(),
             podman_extra: cfg.podman_extra.clone(),
             hardening: cfg.hardening.clone(),
+            agent: match (cfg.exec_via, agent::binary::usable()) {
+                (ExecVia::Agent, Ok(exe)) => Some(exe.to_owned()),
+                (ExecVia::Agent, Err(why)) => {
+                    verbose!("{why}; warm calls use podman exec");
+                    None
+                }
+                (ExecVia::Podman, _) => None,
+            },
         };
         if cfg.home.is_none() {
             let key = spec.key(false);
@@ -94,6 +108,17 @@ impl Spec {
         }
         for a in &self.podman_extra {
             k.field("podman-extra", a.as_bytes());
+        }
+        // Which main process, and which agent protocol it speaks.
+        if with_image_and_home {
+            k.field(
+                "main",
+                if self.agent.is_some() {
+                    agent::wire::MAGIC
+                } else {
+                    b"watcher"
+                },
+            );
         }
         k.hex()
     }
@@ -185,6 +210,8 @@ impl Spec {
 #[derive(Debug)]
 pub struct Warm {
     pub name: String,
+    /// A connection to its agent, if it has one.
+    pub agent: Option<UnixStream>,
     dir: WarmDir,
     _in_use: Lock,
 }
@@ -241,13 +268,14 @@ pub fn is_warm_name(name: &str) -> bool {
 /// Makes sure the warm container for `spec` runs and marks it in use.
 ///
 /// The use lock (shared) comes first and is all a call needs when the
-/// container runs, so parallel calls do not queue. Under it, a container
-/// with a watcher is alive exactly when its watcher holds `alive.lock`: the
-/// watcher cannot decide to exit while we hold the use lock, and it lets go
-/// of `alive.lock` before it exits. So no Podman process is needed to know
-/// the container runs, and a call never execs into a dying container. A
-/// container without a watcher is asked about with `podman inspect`. Only a
-/// dead, missing or stopped container is made anew, under the create lock.
+/// container runs, so parallel calls do not queue. Under it, the main
+/// process cannot decide to exit, so a container is alive exactly when its
+/// agent answers on its socket (and that connection is the call's), or its
+/// watcher holds `alive.lock` (both let go of it only as they exit). So no
+/// Podman process is needed to know the container runs, and a call never
+/// execs into a dying container. A container with neither is asked about
+/// with `podman inspect`. Only a dead, missing or stopped container is made
+/// anew, under the create lock.
 pub fn ensure_warm(cfg: &Config, podman: &Podman, spec: &Spec) -> Result<Warm> {
     let name = spec.name();
     let dir = WarmDir::new(cfg, &name);
@@ -259,14 +287,8 @@ pub fn ensure_warm(cfg: &Config, podman: &Podman, spec: &Spec) -> Result<Warm> {
         "the warm container",
         cfg.lock_limit(WARM_LOCK_LIMIT),
     )?;
-    let usable = |podman: &Podman| -> Result<Option<State>> {
-        if spec.watcher {
-            return Ok((!watcher_alive(&dir)?).then_some(State::Stopped));
-        }
-        let s = state(podman, &name)?;
-        Ok((s != State::Running).then_some(s))
-    };
-    if usable(podman)?.is_some() {
+    let mut alive = probe(podman, spec, &dir)?;
+    if alive.is_err() {
         let _creating = lock::acquire(
             &dir.create_lock(),
             Mode::Exclusive,
@@ -274,15 +296,16 @@ pub fn ensure_warm(cfg: &Config, podman: &Podman, spec: &Spec) -> Result<Warm> {
             cfg.lock_limit(WARM_LOCK_LIMIT),
         )?;
         // Another call may have made it while we waited.
-        if let Some(s) = usable(podman)? {
+        alive = probe(podman, spec, &dir)?;
+        if let Err(s) = alive {
             if s != State::Missing {
                 remove(podman, &name)?;
             }
-            // The locks and the stamp first: the new container's watcher
-            // opens and reads them.
+            // The locks and the stamp first: the new container's main
+            // process opens and reads them.
             dir.prepare()?;
             dir.record(spec, cfg.ttl)?;
-            create(podman, spec, &dir)?;
+            alive = Ok(create(podman, spec, &dir)?);
         }
     }
     if !dir.recorded() {
@@ -292,14 +315,37 @@ pub fn ensure_warm(cfg: &Config, podman: &Podman, spec: &Spec) -> Result<Warm> {
     dir.touch()?;
     Ok(Warm {
         name,
+        agent: alive.unwrap_or(None),
         dir,
         _in_use: in_use,
     })
 }
 
+/// Whether the container runs (with a connection to its agent, if it has
+/// one), or in what state it is.
+fn probe(podman: &Podman, spec: &Spec, dir: &WarmDir) -> Result<Result<Option<UnixStream>, State>> {
+    if spec.agent.is_some() {
+        return Ok(agent::connect(&dir.socket())
+            .map(Some)
+            .map_err(|_| State::Stopped));
+    }
+    if spec.watcher {
+        return Ok(if watcher_alive(dir)? {
+            Ok(None)
+        } else {
+            Err(State::Stopped)
+        });
+    }
+    Ok(match state(podman, &dir.name)? {
+        State::Running => Ok(None),
+        s => Err(s),
+    })
+}
+
 /// `podman create` then `podman start`: a call killed in between leaves a
-/// created container, which the next call removes and makes again.
-fn create(podman: &Podman, spec: &Spec, dir: &WarmDir) -> Result<()> {
+/// created container, which the next call removes and makes again. Returns
+/// a connection to the new container's agent, if it has one.
+fn create(podman: &Podman, spec: &Spec, dir: &WarmDir) -> Result<Option<UnixStream>> {
     if !image::image_exists(podman, &spec.image)? {
         return Err(Error::ImageMissing(spec.image.clone()));
     }
@@ -315,28 +361,48 @@ fn create(podman: &Podman, spec: &Spec, dir: &WarmDir) -> Result<()> {
     args.extend([
         "--volume".into(),
         format!("{}:{}:ro", dir.path().display(), watcher::MOUNT),
-        spec.image.clone(),
     ]);
-    if spec.watcher {
+    if let Some(exe) = &spec.agent {
+        let sock_dir = dir.socket().parent().map(|p| p.display().to_string());
+        args.extend([
+            "--volume".into(),
+            format!("{}:{}/agent:ro", exe.display(), watcher::MOUNT),
+            "--volume".into(),
+            format!("{}:{}/sock", sock_dir.unwrap_or_default(), watcher::MOUNT),
+            spec.image.clone(),
+        ]);
+        args.extend(agent::command());
+    } else if spec.watcher {
+        args.push(spec.image.clone());
         args.extend(watcher::command());
     } else {
         // Without the watcher's tools it only sleeps; calls prune it.
-        args.extend(["sleep".into(), "infinity".into()]);
+        args.extend([spec.image.clone(), "sleep".into(), "infinity".into()]);
     }
     podman.check("creating the warm container", &args)?;
     podman.check("starting the warm container", ["start", name.as_str()])?;
-    if spec.watcher {
-        // Calls waiting on the create lock will ask whether it is alive.
-        let start = std::time::Instant::now();
-        while !watcher_alive(dir)? {
-            if start.elapsed() > WATCHER_START_LIMIT {
-                verbose!("the watcher of {name} did not start; later calls will replace it");
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(5));
+    // Calls waiting on the create lock will ask whether it is alive.
+    let start = std::time::Instant::now();
+    loop {
+        match probe(podman, spec, dir)? {
+            Ok(conn) => return Ok(conn),
+            Err(_) if start.elapsed() > START_LIMIT => break,
+            Err(_) => std::thread::sleep(Duration::from_millis(5)),
         }
     }
-    Ok(())
+    if spec.agent.is_some() {
+        return Err(Error::Podman {
+            message: format!(
+                "the agent of warm container {name} did not answer within {START_LIMIT:?}; `--exec-via podman` does without it"
+            ),
+            log: podman
+                .output(["logs", name.as_str()])
+                .map(|o| String::from_utf8_lossy(&o.stderr).into_owned())
+                .unwrap_or_default(),
+        });
+    }
+    verbose!("the watcher of {name} did not start; later calls will replace it");
+    Ok(None)
 }
 
 /// Whether the container's watcher runs: it holds `alive.lock` for as long
@@ -382,6 +448,7 @@ mod tests {
                 tmp_size: "1g".into(),
             },
             watcher: true,
+            agent: Some("/bin/agent".into()),
         }
     }
 
@@ -389,7 +456,8 @@ mod tests {
     fn name_changes_with_everything_that_shapes_the_container() {
         let base = spec().name();
         assert!(base.starts_with(PREFIX) && base.len() == PREFIX.len() + 16);
-        let variants: [fn(&mut Spec); 11] = [
+        let variants: [fn(&mut Spec); 12] = [
+            |s| s.agent = None,
             |s| s.hardening.read_only = false,
             |s| s.hardening.cap_add = vec!["CAP_NET_RAW".into()],
             |s| s.hardening.pids_limit = None,

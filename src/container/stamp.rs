@@ -10,11 +10,14 @@
 //!   lives, so a call can tell a live container without asking Podman.
 //! - `last-use`: its mtime is the end of the last call (the stamp);
 //! - `ttl`: the idle TTL in seconds, that of the last call;
-//! - `state.json`: what the container was made of, for `--status`.
+//! - `state.json`: what the container was made of, for `--status`;
+//! - `sock/agent`: the agent's socket (see agent/), and `agent`, where the
+//!   agent binary is mounted.
 //!
 //! The directory is mounted read-only into the container, so the watcher
 //! reads exactly what the host writes.
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
@@ -25,6 +28,10 @@ use crate::error::{IoContext, Result};
 use crate::fsutil;
 
 use super::Spec;
+
+const SOCKET_DIR: &str = "sock";
+/// The agent's socket, relative to the state directory.
+const SOCKET: &str = "sock/agent";
 
 #[derive(Debug, Clone)]
 pub struct WarmDir {
@@ -44,6 +51,14 @@ impl WarmDir {
         }
     }
 
+    /// The directory at `dir`, as the agent sees it inside the container.
+    pub fn at(dir: &Path) -> WarmDir {
+        WarmDir {
+            name: String::new(),
+            dir: dir.to_owned(),
+        }
+    }
+
     pub fn path(&self) -> &Path {
         &self.dir
     }
@@ -58,6 +73,17 @@ impl WarmDir {
 
     pub fn alive_lock(&self) -> PathBuf {
         self.dir.join("alive.lock")
+    }
+
+    /// The agent's socket, in a directory of its own (mode 0700) that is
+    /// mounted read-write into the container; the rest is read-only there.
+    pub fn socket(&self) -> PathBuf {
+        self.dir.join(SOCKET)
+    }
+
+    /// Where the agent binary is mounted (an empty file on the host).
+    pub fn agent_mountpoint(&self) -> PathBuf {
+        self.dir.join("agent")
     }
 
     fn last_use(&self) -> PathBuf {
@@ -76,6 +102,15 @@ impl WarmDir {
     /// locks read-only, so they must exist before the container starts).
     pub fn prepare(&self) -> Result<()> {
         fsutil::ensure_dir(&self.dir)?;
+        // Only we (and the agent, which runs as us) may reach the socket.
+        let sock_dir = self.dir.join(SOCKET_DIR);
+        fsutil::ensure_dir(&sock_dir)?;
+        std::fs::set_permissions(&sock_dir, std::fs::Permissions::from_mode(0o700))
+            .with_path("cannot restrict", &sock_dir)?;
+        // A dead agent's socket would refuse connections to the new one.
+        let _ = std::fs::remove_file(self.socket());
+        std::fs::File::create(self.agent_mountpoint())
+            .with_path("cannot create", self.agent_mountpoint())?;
         for lock in [self.use_lock(), self.create_lock(), self.alive_lock()] {
             std::fs::OpenOptions::new()
                 .create(true)
@@ -110,10 +145,13 @@ impl WarmDir {
     /// Idle past the TTL; a missing stamp counts as expired (the container
     /// is unknown or on its way out).
     pub fn expired(&self) -> bool {
-        match (self.idle(), self.ttl()) {
-            (Some(idle), Some(ttl)) => idle > ttl,
-            _ => true,
-        }
+        self.left().is_none()
+    }
+
+    /// How much of the idle TTL is left; None once expired.
+    pub fn left(&self) -> Option<Duration> {
+        let (idle, ttl) = (self.idle()?, self.ttl()?);
+        ttl.checked_sub(idle).filter(|_| idle <= ttl)
     }
 
     /// Records a new container: what it is made of, its TTL, a fresh stamp.

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+use crate::cli::ExecVia;
 use crate::config::Config;
 use crate::fsutil;
 use crate::store::Podman;
@@ -65,6 +66,7 @@ pub fn run(cfg: &Config) -> i32 {
     if cfg.rootless() {
         checks.push(keyring_quota(cfg.uid));
     }
+    checks.push(exec_agent(cfg));
     checks.extend(dirs(cfg));
     checks.extend(store(cfg));
     let failed = checks.iter().any(|c| c.level == Level::Fail);
@@ -343,6 +345,29 @@ fn key_quota(text: &str, uid: u32) -> Option<(u64, u64)> {
         .find(|l| l.trim_start().split(':').next() == Some(&uid.to_string()))?;
     let (used, max) = line.split_whitespace().nth(3)?.split_once('/')?;
     Some((used.parse().ok()?, max.parse().ok()?))
+}
+
+/// Whether warm calls can go through the agent (a static binary).
+fn exec_agent(cfg: &Config) -> Check {
+    match (cfg.exec_via, crate::agent::binary::usable()) {
+        (ExecVia::Podman, _) => ok(
+            "exec agent",
+            "off (--exec-via podman): warm calls use podman exec",
+        ),
+        (ExecVia::Agent, Ok(exe)) => ok(
+            "exec agent",
+            format!(
+                "{} is static: warm calls go through the agent",
+                exe.display()
+            ),
+        ),
+        (ExecVia::Agent, Err(why)) => bad(
+            "exec agent",
+            Level::Warn,
+            format!("{why}: warm calls fall back to podman exec (about 0.2 s each)"),
+            "install the flake's package, or build with `cargo build --release` in a checkout (its .cargo/config.toml links statically)",
+        ),
+    }
 }
 
 fn dirs(cfg: &Config) -> Vec<Check> {

@@ -40,6 +40,8 @@ impl Counting {
 /// test of the mode (fast, and it exercises the locks) or private.
 pub struct Sandbox {
     pub mode: Mode,
+    /// `Some("podman")` when the test runs on the `--exec-via podman` path.
+    pub via: Option<&'static str>,
     pub dir: PathBuf,
     pub work: PathBuf,
     pub cache: PathBuf,
@@ -115,9 +117,13 @@ impl Sandbox {
 
     fn with_cache(mode: Mode, test: &str, cache: Option<PathBuf>) -> Sandbox {
         shared();
+        let via = VIA.with(std::cell::Cell::get);
         let dir = PathBuf::from(BASE)
             .join(format!("run-{}", std::process::id()))
-            .join(format!("{test}-{mode:?}"));
+            .join(format!(
+                "{test}-{mode:?}{}",
+                via.map(|v| format!("-{v}")).unwrap_or_default()
+            ));
         let _ = std::fs::remove_dir_all(&dir);
         let work = dir.join("work");
         std::fs::create_dir_all(&work).unwrap();
@@ -125,6 +131,7 @@ impl Sandbox {
         std::fs::create_dir_all(&cache).unwrap();
         let sb = Sandbox {
             mode,
+            via,
             temp: dir.join("temp"),
             dir,
             work,
@@ -132,7 +139,16 @@ impl Sandbox {
             extra_env: vec![],
         };
         sb.give_to_user(&sb.dir);
-        sb.give_to_user(&sb.cache);
+        // Not recursively: a shared cache's contents are the user's already,
+        // and other tests add and remove files in it meanwhile.
+        if sb.mode == Mode::Rootless {
+            let ok = Command::new("chown")
+                .arg(format!("{ROOTLESS_USER}:{ROOTLESS_USER}"))
+                .arg(&sb.cache)
+                .status()
+                .unwrap();
+            assert!(ok.success());
+        }
         sb
     }
 
@@ -203,6 +219,12 @@ impl Sandbox {
         }
     }
 
+    /// A digit that differs between the variants of one test (mode and
+    /// exec path), which run in parallel: for unique process names.
+    pub fn variant(&self) -> u8 {
+        self.mode as u8 * 2 + u8::from(self.via.is_some())
+    }
+
     pub fn uid(&self) -> u32 {
         match self.mode {
             Mode::Rootful => 0,
@@ -213,6 +235,9 @@ impl Sandbox {
     /// The binary with the fixture nixpkgs and this test's state dirs.
     pub fn command(&self, args: &[&str]) -> Command {
         let mut full: Vec<String> = vec!["--nixpkgs".into(), nixpkgs_ref()];
+        if let Some(via) = self.via {
+            full.extend(["--exec-via".into(), via.into()]);
+        }
         full.extend(args.iter().map(|s| s.to_string()));
         self.raw_command(&full)
     }
@@ -432,22 +457,51 @@ pub fn ps_names(sb: &Sandbox) -> Vec<String> {
     stdout(&o).lines().map(str::to_owned).collect()
 }
 
-/// Generates `<name>_rootful` and `<name>_rootless` tests from one body.
+thread_local! {
+    /// The exec path of the test running on this thread (see each_path!).
+    static VIA: std::cell::Cell<Option<&'static str>> = const { std::cell::Cell::new(None) };
+}
+
+/// Makes the Sandboxes this thread creates use `--exec-via VIA`.
+pub fn set_exec_via(via: &'static str) {
+    VIA.with(|v| v.set(Some(via)));
+}
+
+/// Generates a module `<name>` with one test per variant from one body:
+/// `test_name: Mode [via "path"]`.
 #[macro_export]
-macro_rules! both_modes {
-    ($name:ident, |$mode:ident| $body:block) => {
+macro_rules! variants {
+    ($name:ident, |$mode:ident| $body:block, $($test:ident: $m:ident $(via $via:literal)?),+) => {
         mod $name {
             #[allow(unused_imports)]
             use super::*;
             fn body($mode: $crate::common::Mode) $body
-            #[test]
-            fn rootful() {
-                body($crate::common::Mode::Rootful)
-            }
-            #[test]
-            fn rootless() {
-                body($crate::common::Mode::Rootless)
-            }
+            $(
+                #[test]
+                fn $test() {
+                    $($crate::common::set_exec_via($via);)?
+                    body($crate::common::Mode::$m)
+                }
+            )+
         }
+    };
+}
+
+/// `<name>::rootful` and `<name>::rootless`, and `rootful_podman` and
+/// `rootless_podman`, whose calls go through `podman exec` instead of the
+/// agent.
+#[macro_export]
+macro_rules! each_path {
+    ($name:ident, |$mode:ident| $body:block) => {
+        $crate::variants!($name, |$mode| $body, rootful: Rootful, rootless: Rootless,
+            rootful_podman: Rootful via "podman", rootless_podman: Rootless via "podman");
+    };
+}
+
+/// `<name>::rootful` and `<name>::rootless` from one body.
+#[macro_export]
+macro_rules! both_modes {
+    ($name:ident, |$mode:ident| $body:block) => {
+        $crate::variants!($name, |$mode| $body, rootful: Rootful, rootless: Rootless);
     };
 }

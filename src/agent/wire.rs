@@ -1,0 +1,193 @@
+//! What a call and the agent say to each other over the agent's socket.
+//!
+//! The call sends one request: [`MAGIC`], a little-endian u32 length, then
+//! NUL-terminated fields (cwd, call id, argc, argv..., NAME=VALUE...), with
+//! its stdin, stdout and stderr attached to the first byte (SCM_RIGHTS).
+//! Then each side sends two-byte messages: the call `S` + signal number,
+//! the agent `X` + the exit status (0-255, 128+N for signal N). The agent
+//! closes the connection once the command and any stop it was asked for
+//! are done. A magic the agent does not know gets `V` and a close.
+
+use std::ffi::{OsStr, OsString};
+use std::io::{self, Read, Write};
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+
+use crate::sys;
+
+/// Names this protocol; a change of the protocol changes it.
+pub const MAGIC: &[u8; 4] = b"LNS1";
+/// Requests larger than this are refused (ARG_MAX is 2 MiB).
+const MAX_REQUEST: usize = 8 << 20;
+
+pub const SIGNAL: u8 = b'S';
+pub const EXIT: u8 = b'X';
+pub const MISMATCH: u8 = b'V';
+
+/// One call's command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    pub cwd: PathBuf,
+    pub call_id: String,
+    pub argv: Vec<OsString>,
+    pub env: Vec<(OsString, OsString)>,
+}
+
+impl Request {
+    fn encode(&self) -> Vec<u8> {
+        let mut body = Vec::new();
+        let mut field = |b: &[u8]| {
+            body.extend_from_slice(b);
+            body.push(0);
+        };
+        field(self.cwd.as_os_str().as_bytes());
+        field(self.call_id.as_bytes());
+        field(self.argv.len().to_string().as_bytes());
+        for a in &self.argv {
+            field(a.as_bytes());
+        }
+        for (k, v) in &self.env {
+            field(&[k.as_bytes(), b"=", v.as_bytes()].concat());
+        }
+        let mut out = MAGIC.to_vec();
+        out.extend_from_slice(&(body.len() as u32).to_le_bytes());
+        out.extend_from_slice(&body);
+        out
+    }
+
+    fn decode(body: &[u8]) -> Option<Request> {
+        let body = body.strip_suffix(&[0])?;
+        let mut fields = body.split(|&b| b == 0);
+        let cwd = PathBuf::from(OsStr::from_bytes(fields.next()?));
+        let call_id = String::from_utf8(fields.next()?.to_vec()).ok()?;
+        let argc: usize = std::str::from_utf8(fields.next()?).ok()?.parse().ok()?;
+        let argv: Vec<OsString> = fields
+            .by_ref()
+            .take(argc)
+            .map(|a| OsString::from_vec(a.to_vec()))
+            .collect();
+        if argv.len() != argc || argc == 0 {
+            return None;
+        }
+        let env = fields
+            .map(|kv| {
+                let eq = kv.iter().position(|&b| b == b'=')?;
+                Some((
+                    OsString::from_vec(kv[..eq].to_vec()),
+                    OsString::from_vec(kv[eq + 1..].to_vec()),
+                ))
+            })
+            .collect::<Option<Vec<_>>>()?;
+        Some(Request {
+            cwd,
+            call_id,
+            argv,
+            env,
+        })
+    }
+}
+
+/// Sends the request with our stdin, stdout and stderr attached.
+pub fn send_request(sock: &UnixStream, req: &Request) -> io::Result<()> {
+    let bytes = req.encode();
+    let (i, o, e) = (io::stdin(), io::stdout(), io::stderr());
+    let fds = [i.as_fd(), o.as_fd(), e.as_fd()];
+    let sent = sys::send_with_fds(sock.as_fd(), &bytes, &fds)?;
+    (&*sock).write_all(&bytes[sent..])
+}
+
+/// Why a request could not be read.
+#[derive(Debug)]
+pub enum BadRequest {
+    /// Another protocol's magic: the caller is another version of us.
+    Mismatch,
+    Malformed(&'static str),
+    Io(io::Error),
+}
+
+/// Reads a request and the three descriptors that came with it.
+pub fn read_request(sock: &UnixStream) -> Result<(Request, [OwnedFd; 3]), BadRequest> {
+    let mut head = [0u8; 8];
+    let (n, fds) = sys::recv_with_fds(sock.as_fd(), &mut head).map_err(BadRequest::Io)?;
+    (&*sock)
+        .read_exact(&mut head[n..])
+        .map_err(BadRequest::Io)?;
+    if &head[..4] != MAGIC {
+        return Err(BadRequest::Mismatch);
+    }
+    let fds: [OwnedFd; 3] = fds
+        .try_into()
+        .map_err(|_| BadRequest::Malformed("expected stdin, stdout and stderr"))?;
+    let len = u32::from_le_bytes(head[4..].try_into().unwrap()) as usize;
+    if len > MAX_REQUEST {
+        return Err(BadRequest::Malformed("request too large"));
+    }
+    let mut body = vec![0u8; len];
+    (&*sock).read_exact(&mut body).map_err(BadRequest::Io)?;
+    let req = Request::decode(&body).ok_or(BadRequest::Malformed("bad request"))?;
+    Ok((req, fds))
+}
+
+/// Sends a two-byte message.
+pub fn send(sock: &UnixStream, kind: u8, value: u8) -> io::Result<()> {
+    (&*sock).write_all(&[kind, value])
+}
+
+/// Reads a two-byte message; None at a clean end of the connection.
+pub fn receive(sock: &UnixStream) -> io::Result<Option<(u8, u8)>> {
+    let mut m = [0u8; 2];
+    match (&*sock).read(&mut m[..1])? {
+        0 => return Ok(None),
+        _ => (&*sock).read_exact(&mut m[1..])?,
+    }
+    Ok(Some((m[0], m[1])))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request() -> Request {
+        Request {
+            cwd: "/work dir".into(),
+            call_id: "abc".into(),
+            argv: vec!["sh".into(), "-c".into(), "echo a=b".into(), "".into()],
+            env: vec![("A".into(), "x=y".into()), ("EMPTY".into(), "".into())],
+        }
+    }
+
+    #[test]
+    fn a_request_survives_encoding_including_empty_and_equals_signs() {
+        let bytes = request().encode();
+        assert_eq!(&bytes[..4], MAGIC);
+        assert_eq!(Request::decode(&bytes[8..]), Some(request()));
+    }
+
+    #[test]
+    fn malformed_requests_are_refused() {
+        for body in [
+            &b""[..],
+            b"/\0id\0",
+            b"/\0id\x002\0only-one\0",
+            b"/\0id\x000\0",
+        ] {
+            assert_eq!(Request::decode(body), None, "{body:?}");
+        }
+        assert_eq!(Request::decode(b"/\0id\x001\0sh\0NOEQUALS\0"), None);
+    }
+
+    #[test]
+    fn a_request_and_its_descriptors_cross_a_socket() {
+        let (a, b) = UnixStream::pair().unwrap();
+        send_request(&a, &request()).unwrap();
+        let (req, fds) = read_request(&b).ok().unwrap();
+        assert_eq!(req, request());
+        assert_eq!(fds.len(), 3);
+        send(&b, EXIT, 7).unwrap();
+        assert_eq!(receive(&a).unwrap(), Some((EXIT, 7)));
+        drop(b);
+        assert_eq!(receive(&a).unwrap(), None);
+    }
+}

@@ -1,0 +1,143 @@
+//! Running the command: through the warm container's agent (agent.rs), by
+//! `podman exec` into the warm container, or by `podman run --rm` for a
+//! one-shot call; with our stdin, stdout and stderr handed straight to it,
+//! and signals turned into stopping every process the call started.
+//!
+//! Podman 4.x does not forward signals to an exec session, so on the
+//! podman paths a SIGTERM/SIGINT/SIGHUP makes us find the call's processes
+//! through the host's /proc (which sees into the container) and signal
+//! them directly (see stop.rs).
+
+pub mod agent;
+
+use std::io::IsTerminal;
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
+
+use tokio::signal::unix::{SignalKind, signal};
+
+use crate::config::Config;
+use crate::container::list::OWNER_LABEL;
+use crate::container::{PREFIX, Spec, Warm};
+use crate::error::{Error, Result};
+use crate::stop::{self, CALL_VAR, new_call_id};
+use crate::store::Podman;
+use crate::{sys, verbose};
+
+/// Options that put the command's environment in place. Values go through
+/// podman's own environment (`--env NAME`), never argv, where any local
+/// user could read them with `ps`; names podman itself needs go as
+/// `--env NAME=VALUE`.
+fn env_options(cfg: &Config, call_id: &str, cmd: &mut Command) -> Vec<String> {
+    let mut opts = Vec::new();
+    for (name, value) in cfg.env.iter().filter(|(n, _)| n.as_str() != CALL_VAR) {
+        if Podman::reserved_env(name) {
+            opts.extend(["--env".into(), format!("{name}={value}")]);
+        } else {
+            cmd.env(name, value);
+            opts.extend(["--env".into(), name.clone()]);
+        }
+    }
+    opts.extend(["--env".into(), format!("{CALL_VAR}={call_id}")]);
+    opts
+}
+
+fn interactive_options() -> Vec<String> {
+    let mut opts = vec!["--interactive".to_owned()];
+    if std::io::stdin().is_terminal() && std::io::stdout().is_terminal() {
+        opts.push("--tty".into());
+    }
+    opts
+}
+
+/// Runs the command in the warm container: through its agent when it has
+/// one, else (or on a terminal, which only `podman exec --tty` gives a
+/// pseudo-terminal of its own) with `podman exec`.
+pub async fn run_warm(cfg: &Config, podman: &Podman, warm: &mut Warm) -> Result<i32> {
+    if let Some(conn) = warm.agent.take() {
+        if interactive_options().len() > 1 {
+            verbose!("on a terminal: podman exec gives the command a terminal of its own");
+        } else if let Some(code) = agent::run(cfg, conn).await? {
+            return Ok(code);
+        } else {
+            verbose!(
+                "the agent of {} is another version's; using podman exec",
+                warm.name
+            );
+        }
+    }
+    exec_in(cfg, podman, &warm.name).await
+}
+
+async fn exec_in(cfg: &Config, podman: &Podman, name: &str) -> Result<i32> {
+    let call_id = new_call_id();
+    let mut cmd = podman.command(["exec"]);
+    let mut args = interactive_options();
+    args.extend(["--workdir".into(), cfg.workdir.display().to_string()]);
+    args.extend(env_options(cfg, &call_id, &mut cmd));
+    args.push(name.to_owned());
+    args.extend(cfg.command.iter().cloned());
+    cmd.args(&args);
+    supervise(podman, cmd, &call_id).await
+}
+
+/// Runs the command in a one-shot container removed when it ends.
+pub async fn run_once(cfg: &Config, podman: &Podman, spec: &Spec) -> Result<i32> {
+    let call_id = new_call_id();
+    let mut cmd = podman.command(["run", "--rm"]);
+    let mut args = vec![
+        "--name".to_owned(),
+        format!("{PREFIX}once-{call_id}"),
+        // Lets pruning remove it if this call is killed (see prune.rs).
+        "--label".to_owned(),
+        format!("{OWNER_LABEL}={}", sys::self_identity()),
+    ];
+    args.extend(interactive_options());
+    args.extend(spec.run_args());
+    args.extend(env_options(cfg, &call_id, &mut cmd));
+    args.push(spec.image.clone());
+    args.extend(cfg.command.iter().cloned());
+    cmd.args(&args);
+    supervise(podman, cmd, &call_id).await
+}
+
+/// Runs `cmd` with our stdio; on a signal stops the call's processes and
+/// returns 128+signal.
+async fn supervise(podman: &Podman, mut cmd: Command, call_id: &str) -> Result<i32> {
+    let listen =
+        |kind: SignalKind| signal(kind).map_err(|e| Error::os("cannot listen for signals", e));
+    let mut term = listen(SignalKind::terminate())?;
+    let mut int = listen(SignalKind::interrupt())?;
+    let mut hup = listen(SignalKind::hangup())?;
+    cmd.stdin(Stdio::inherit())
+        .stdout(Stdio::inherit())
+        .stderr(Stdio::inherit());
+    // If we are SIGKILLed, the podman client goes too, so whoever reads our
+    // stdout sees it close; what it started ends with the container's TTL
+    // (warm) or the next prune (one-shot).
+    // SAFETY: the closure only makes one async-signal-safe system call.
+    unsafe {
+        cmd.pre_exec(sys::kill_with_parent);
+    }
+    let mut child = tokio::process::Command::from(cmd)
+        .spawn()
+        .map_err(|e| podman.spawn_error(e))?;
+    let signo = tokio::select! {
+        status = child.wait() => {
+            let status = status.map_err(|e| Error::os("cannot wait for podman", e))?;
+            return Ok(sys::exit_code(status));
+        }
+        _ = term.recv() => sys::SIGTERM,
+        _ = int.recv() => sys::SIGINT,
+        _ = hup.recv() => sys::SIGHUP,
+    };
+    // Keeps looking until the podman client is gone too, since the command
+    // may still have been starting when the signal came.
+    let ended = stop::stop_call(call_id, None, sys::SIGTERM, || {
+        matches!(child.try_wait(), Ok(Some(_)))
+    });
+    if !ended {
+        let _ = child.start_kill();
+    }
+    Ok(128 + signo)
+}

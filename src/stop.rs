@@ -1,0 +1,137 @@
+//! Stopping one call's processes, wherever they run: a command may detach
+//! itself (setsid, double fork), so each call carries a unique
+//! [`CALL_VAR`] variable, which every process it starts inherits, and a
+//! stop signals every process whose environment holds it, as well as the
+//! command's process group. /proc shows the processes of our own pid
+//! namespace and those below it, so this works from the host (podman path)
+//! and from the agent inside the container alike.
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use crate::sys;
+
+/// The variable that marks every process of one call.
+pub const CALL_VAR: &str = "LECTIC_SANDBOX_CALL";
+
+/// After the first signal, SIGKILL after this long...
+pub const KILL_AFTER: Duration = Duration::from_millis(1000);
+/// ...and give up after this long (within 2 s of the signal).
+pub const GIVE_UP_AFTER: Duration = Duration::from_millis(1800);
+
+/// A fresh id for one call.
+pub fn new_call_id() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let mut key = crate::digest::Key::new("call");
+    key.field("pid", &std::process::id().to_le_bytes())
+        .field("time", &now.as_nanos().to_le_bytes());
+    key.hex()[..24].to_owned()
+}
+
+/// Pids of the processes whose environment holds `CALL_VAR=call_id`.
+pub fn marked_processes(call_id: &str) -> Vec<i32> {
+    let needle = format!("{CALL_VAR}={call_id}");
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/environ"))
+                .map(|env| env.split(|&b| b == 0).any(|var| var == needle.as_bytes()))
+                .unwrap_or(false)
+        })
+        .collect()
+}
+
+/// Sends `first` to the call's processes (and to `group`, if given), then
+/// SIGKILL after [`KILL_AFTER`] to whatever is left, until none is left
+/// and `done()` says the rest of the call is over too; gives up after
+/// [`GIVE_UP_AFTER`]. Returns whether everything ended.
+pub fn stop_call(
+    call_id: &str,
+    group: Option<i32>,
+    first: i32,
+    mut done: impl FnMut() -> bool,
+) -> bool {
+    let start = Instant::now();
+    let mut signalled = HashSet::new();
+    if let Some(g) = group {
+        sys::signal_group(g, first);
+    }
+    let mut killed_group = false;
+    loop {
+        let late = start.elapsed() >= KILL_AFTER;
+        if late && !killed_group {
+            if let Some(g) = group {
+                sys::signal_group(g, sys::SIGKILL);
+            }
+            killed_group = true;
+        }
+        let pids = marked_processes(call_id);
+        for &pid in &pids {
+            if late {
+                sys::send_signal(pid, sys::SIGKILL);
+            } else if signalled.insert(pid) {
+                sys::send_signal(pid, first);
+            }
+        }
+        if pids.is_empty() && done() {
+            return true;
+        }
+        if start.elapsed() >= GIVE_UP_AFTER {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::process::Command;
+
+    #[test]
+    fn call_ids_differ() {
+        assert_ne!(new_call_id(), new_call_id());
+    }
+
+    #[test]
+    fn marked_processes_finds_exactly_the_marked_ones() {
+        let id = new_call_id();
+        let mut marked = Command::new("sleep")
+            .arg("30")
+            .env(CALL_VAR, &id)
+            .spawn()
+            .unwrap();
+        let mut other = Command::new("sleep")
+            .arg("30")
+            .env(CALL_VAR, format!("{id}x"))
+            .spawn()
+            .unwrap();
+        let found = marked_processes(&id);
+        assert_eq!(found, vec![marked.id() as i32]);
+        marked.kill().unwrap();
+        other.kill().unwrap();
+        let _ = (marked.wait(), other.wait());
+    }
+
+    #[test]
+    fn stop_call_kills_what_ignores_the_first_signal() {
+        let id = new_call_id();
+        let mut stubborn = Command::new("sh")
+            .args(["-c", "trap '' TERM; while :; do sleep 0.05; done"])
+            .env(CALL_VAR, &id)
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        let mut reaped = false;
+        let ended = stop_call(&id, None, sys::SIGTERM, || {
+            reaped = reaped || matches!(stubborn.try_wait(), Ok(Some(_)));
+            reaped
+        });
+        assert!(ended);
+    }
+}
