@@ -12,6 +12,7 @@ pub const DEFAULT_PIDS_LIMIT: u64 = 1024;
 const MANAGEMENT: &str = "Management (in place of a command)";
 
 pub const DEFAULT_TMP_SIZE: &str = "1g";
+const DEVELOP: &str = "The project's dev shell (through the host's Nix daemon)";
 
 #[derive(Parser, Debug, Clone)]
 #[command(
@@ -150,6 +151,18 @@ pub struct Cli {
     #[arg(long, help_heading = "Limits and hardening")]
     pub allow_setuid: bool,
 
+    /// Run the command as `nix develop WORKDIR -c COMMAND`: in the dev shell of the workdir's flake, evaluated once per flake.nix/flake.lock and cached; mounts the host's /nix/store (read-only) and Nix daemon socket
+    #[arg(long, help_heading = DEVELOP, conflicts_with = "auto_nix_develop")]
+    pub nix_develop: bool,
+
+    /// Like --nix-develop when the workdir holds a flake.nix; otherwise run the command directly
+    #[arg(long, help_heading = DEVELOP)]
+    pub auto_nix_develop: bool,
+
+    /// The devShell to use (`devShells.<system>.ATTR`) [default: default]
+    #[arg(long, value_name = "ATTR", help_heading = DEVELOP)]
+    pub dev_shell: Option<String>,
+
     /// Options and policy from FILE [default: $LECTIC_CONFIG/nix-sandbox.yaml, if it exists]
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -231,6 +244,11 @@ impl Cli {
     pub fn check(&self) -> Result<(), String> {
         if self.all && !self.prune {
             return Err("--all goes with --prune: use `--prune --all`".into());
+        }
+        if self.dev_shell.is_some() && !self.nix_develop && !self.auto_nix_develop {
+            return Err(
+                "--dev-shell goes with --nix-develop or --auto-nix-develop: add one of them".into(),
+            );
         }
         if self.start && !self.prepare {
             return Err("--start goes with --prepare: use `--prepare --start`".into());

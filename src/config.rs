@@ -351,6 +351,15 @@ impl Volume {
     }
 }
 
+/// `--nix-develop`: whose dev shell the command runs in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DevShell {
+    /// The flake's directory (the workdir).
+    pub flake: PathBuf,
+    /// `--dev-shell`, if given.
+    pub attr: Option<String>,
+}
+
 /// The hardening of the container (each relaxed only by an explicit flag).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Hardening {
@@ -391,6 +400,9 @@ pub struct Config {
     pub allow_net: bool,
     pub keep_warm: bool,
     pub exec_via: crate::cli::ExecVia,
+    /// The dev shell to run the command in (--nix-develop, or
+    /// --auto-nix-develop with a flake.nix in the workdir).
+    pub develop: Option<DevShell>,
     pub ttl: Duration,
     pub image: ImageSpec,
     pub podman_exe: String,
@@ -506,6 +518,17 @@ impl Config {
                 workdir.display()
             )));
         }
+        let has_flake = workdir.join("flake.nix").is_file();
+        if cli.nix_develop && !has_flake {
+            return Err(Error::usage(format!(
+                "--nix-develop: no flake.nix in {}; run in a flake project, or use --auto-nix-develop to run without one",
+                workdir.display()
+            )));
+        }
+        let develop = (cli.nix_develop || (cli.auto_nix_develop && has_flake)).then(|| DevShell {
+            flake: workdir.clone(),
+            attr: cli.dev_shell.clone(),
+        });
 
         // Every host path to mount is checked before anything is created.
         let guarded = Guarded::new(&lookup, &paths);
@@ -624,6 +647,7 @@ impl Config {
             allow_net: cli.allow_net,
             keep_warm,
             exec_via: cli.exec_via,
+            develop,
             ttl,
             env,
             env_sources,

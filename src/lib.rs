@@ -10,6 +10,7 @@ pub mod agent;
 pub mod cli;
 pub mod config;
 pub mod container;
+pub mod develop;
 pub mod digest;
 pub mod env;
 pub mod error;
@@ -52,9 +53,13 @@ macro_rules! verbose {
 }
 
 /// Runs one call; returns the exit status to exit with.
-pub async fn run(cfg: Config) -> Result<i32> {
+pub async fn run(mut cfg: Config) -> Result<i32> {
     if cfg.action != cli::Action::Run {
         return manage::run(&cfg);
+    }
+    if let Some(shell) = cfg.develop.clone() {
+        let env = develop::ensure(&cfg, &shell)?;
+        develop::apply(&mut cfg, env);
     }
     let podman = Podman::open(&cfg)?;
     let (code, name) = if cfg.keep_warm {

@@ -22,10 +22,10 @@ use std::time::Duration;
 use crate::cli::ExecVia;
 use crate::config::{Config, Hardening, Volume};
 use crate::digest::Key;
-use crate::error::{Error, Result};
+use crate::error::{Error, IoContext, Result};
 use crate::lock::{self, Lock, Mode};
 use crate::store::Podman;
-use crate::{agent, fsutil, image, verbose};
+use crate::{agent, develop, fsutil, image, verbose};
 
 use crate::image::record::Record;
 use stamp::WarmDir;
@@ -58,6 +58,18 @@ pub struct Spec {
     /// The agent binary to mount as the main process (see agent/), if the
     /// call wants the agent and this binary can be it.
     pub agent: Option<PathBuf>,
+    /// With --nix-develop: the host's daemon socket and the Nix client
+    /// configuration to mount (see develop.rs).
+    pub nix_daemon: Option<NixDaemon>,
+}
+
+/// What a dev shell needs of the host's Nix.
+#[derive(Debug, Clone)]
+pub struct NixDaemon {
+    pub socket: PathBuf,
+    /// The socket's inode.
+    pub socket_id: u64,
+    pub conf_dir: PathBuf,
 }
 
 impl Spec {
@@ -82,7 +94,26 @@ impl Spec {
                 }
                 (ExecVia::Podman, _) => None,
             },
+            nix_daemon: None,
         };
+        if cfg.develop.is_some() {
+            // The host's /nix/store replaces the image's inside: it must
+            // still hold the image's closure.
+            if !std::path::Path::new(&image.store_path).exists() {
+                return Err(Error::usage(format!(
+                    "--nix-develop: the image's store path {} is gone from the host's store (garbage-collected?); run once with --rebuild",
+                    image.store_path
+                )));
+            }
+            let socket = develop::daemon_socket();
+            spec.nix_daemon = Some(NixDaemon {
+                socket_id: std::os::unix::fs::MetadataExt::ino(
+                    &std::fs::metadata(&socket).with_path("cannot read", &socket)?,
+                ),
+                socket,
+                conf_dir: develop::client_conf_dir(cfg)?,
+            });
+        }
         if cfg.home.is_none() {
             let key = spec.key(false);
             spec.home = cfg.paths.cache.join("warm-home").join(&key[..16]);
@@ -102,6 +133,12 @@ impl Spec {
             k.field("volume", v.podman_arg().as_bytes());
         }
         k.field("network", if self.allow_net { b"on" } else { b"off" });
+        if let Some(d) = &self.nix_daemon {
+            // A restarted daemon has a new socket, which a bind mount of
+            // the old one would not see: a new container then.
+            k.field("nix-daemon", d.socket.as_os_str().as_encoded_bytes())
+                .field("nix-daemon-socket", &d.socket_id.to_le_bytes());
+        }
         k.field("userns", if self.rootless { b"keep-id" } else { b"root" });
         for a in self.hardening_args() {
             k.field("hardening", a.as_bytes());
@@ -194,6 +231,24 @@ impl Spec {
         };
         for v in [&workdir, &home].into_iter().chain(&self.volumes) {
             a.extend(["--volume".into(), v.podman_arg()]);
+        }
+        if let Some(d) = &self.nix_daemon {
+            // The dev shell's store paths, the daemon that builds more, and
+            // a client configuration; the store stays read-only.
+            // The socket itself, not its directory: that is often only
+            // for a group (nix-users) the container's user does not keep.
+            a.extend([
+                "--volume".into(),
+                "/nix/store:/nix/store:ro".into(),
+                "--volume".into(),
+                format!("{}:{}", d.socket.display(), develop::SOCKET_TARGET),
+                "--volume".into(),
+                format!("{}:/etc/nix:ro", d.conf_dir.display()),
+                "--env".into(),
+                "NIX_REMOTE=daemon".into(),
+                "--env".into(),
+                format!("NIX_DAEMON_SOCKET_PATH={}", develop::SOCKET_TARGET),
+            ]);
         }
         a.extend([
             "--workdir".into(),
@@ -449,6 +504,7 @@ mod tests {
             },
             watcher: true,
             agent: Some("/bin/agent".into()),
+            nix_daemon: None,
         }
     }
 
@@ -456,7 +512,14 @@ mod tests {
     fn name_changes_with_everything_that_shapes_the_container() {
         let base = spec().name();
         assert!(base.starts_with(PREFIX) && base.len() == PREFIX.len() + 16);
-        let variants: [fn(&mut Spec); 12] = [
+        let variants: [fn(&mut Spec); 13] = [
+            |s| {
+                s.nix_daemon = Some(NixDaemon {
+                    socket: "/s".into(),
+                    socket_id: 1,
+                    conf_dir: "/c".into(),
+                })
+            },
             |s| s.agent = None,
             |s| s.hardening.read_only = false,
             |s| s.hardening.cap_add = vec!["CAP_NET_RAW".into()],

@@ -22,10 +22,23 @@ pub fn build(spec: &ImageSpec, installable: &str) -> Result<String> {
         cmd.args(["--override-input", "nixpkgs", nixpkgs]);
     }
     cmd.args(&spec.nix_extra).arg(installable);
-    verbose!("running {cmd:?}");
+    let (ok, stdout, log) = run(&spec.nix_exe, cmd)?;
+    if !ok {
+        return Err(build_error(spec, installable, &log));
+    }
+    parse_out_path(&stdout).ok_or_else(|| Error::Nix {
+        message: format!(
+            "`nix build {installable}` printed no output path; is `containerImage` a package?"
+        ),
+        log: String::from_utf8_lossy(&stdout).into_owned(),
+    })
+}
 
-    // Nix's progress is for a person at a terminal; under Lectic our stderr
-    // is the model's, so it is kept and shown only if the build fails.
+/// Runs a nix command; returns whether it succeeded, its stdout, and its
+/// stderr. Nix's progress is for a person at a terminal; under Lectic our
+/// stderr is the model's, so it is kept and shown only if nix fails.
+pub(crate) fn run(program: &str, mut cmd: Command) -> Result<(bool, Vec<u8>, String)> {
+    verbose!("running {cmd:?}");
     let on_terminal = std::io::stderr().is_terminal();
     cmd.stdin(Stdio::null()).stdout(Stdio::piped());
     cmd.stderr(if on_terminal {
@@ -33,10 +46,11 @@ pub fn build(spec: &ImageSpec, installable: &str) -> Result<String> {
     } else {
         Stdio::piped()
     });
-    let mut child = cmd.spawn().map_err(|source| Error::Spawn {
-        program: spec.nix_exe.clone(),
+    let spawn_error = |source| Error::Spawn {
+        program: program.to_owned(),
         source,
-    })?;
+    };
+    let mut child = cmd.spawn().map_err(spawn_error)?;
     // Drain stderr on a thread so neither pipe can fill up and stall nix.
     let stderr = child.stderr.take().map(|mut s| {
         std::thread::spawn(move || {
@@ -49,23 +63,12 @@ pub fn build(spec: &ImageSpec, installable: &str) -> Result<String> {
     if let Some(mut s) = child.stdout.take() {
         let _ = s.read_to_end(&mut stdout);
     }
-    let status = child.wait().map_err(|source| Error::Spawn {
-        program: spec.nix_exe.clone(),
-        source,
-    })?;
+    let status = child.wait().map_err(spawn_error)?;
     let log = stderr
         .and_then(|t| t.join().ok())
         .map(|b| String::from_utf8_lossy(&b).into_owned())
         .unwrap_or_default();
-    if !status.success() {
-        return Err(build_error(spec, installable, &log));
-    }
-    parse_out_path(&stdout).ok_or_else(|| Error::Nix {
-        message: format!(
-            "`nix build {installable}` printed no output path; is `containerImage` a package?"
-        ),
-        log: String::from_utf8_lossy(&stdout).into_owned(),
-    })
+    Ok((status.success(), stdout, log))
 }
 
 /// The first output path in `nix build --json` output.
@@ -125,7 +128,7 @@ fn rename_copy(log: &str, file: &Path) -> String {
         .join("\n")
 }
 
-fn tail_lines(text: &str, n: usize) -> String {
+pub(crate) fn tail_lines(text: &str, n: usize) -> String {
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
