@@ -17,7 +17,8 @@ def table(rows, ref_name, results):
         out.append(f"| {name} | {ms(r)} | {r['min'] * 1000:.1f} ms | {r['max'] * 1000:.1f} ms | {r['median'] / ref:.2f} |")
     return "\n".join(out)
 
-warm, cold, run, par, keepid, loadr, scold, swarm = (load(f + ".json") for f in ("warm", "cold", "run", "parallel", "keepid", "load", "stress-cold", "stress-warm"))
+warm, cold, run, par, keepid, loadr, scold, swarm, develop = (load(f + ".json") for f in ("warm", "cold", "run", "parallel", "keepid", "load", "stress-cold", "stress-warm", "develop"))
+develop.update(load("develop-eval.json"))
 stress = dict(scold); stress.update(swarm)
 keepid.update(load("keepid-later.json"))
 disk = {n: open(os.path.join(d, "disk-" + n)).read().strip() for n in ("loaded", "keepid")}
@@ -64,6 +65,17 @@ container and sends the exit status back. No `nix` and no `podman`
 process. `--exec-via podman` (and a non-static binary) makes it one `podman
 exec` instead, with the container's liveness read from its watcher's
 `alive.lock`.
+
+## Warm call in a project's dev shell (--nix-develop)
+
+{table(["warm call", "warm call, --nix-develop (cached dev shell)", "warm call, --nix-develop, evaluating the dev shell"], "warm call", develop)}
+
+With the dev shell's environment cached (keyed by flake.nix and flake.lock)
+a `--nix-develop` call starts no `nix` process: it hashes the two files,
+reads the cached variables, and runs the command under a `sh` that puts
+the shell's PATH in front (one more exec inside the container). The last
+row is the first call after flake.nix changed: `nix print-dev-env` of the
+fixture project (its evaluation cache warm), through the host's daemon.
 
 ## Targets of the exec agent
 

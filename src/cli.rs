@@ -34,7 +34,7 @@ State lives under $LECTIC_CACHE/nix-sandbox (default ~/.cache/lectic/nix-sandbox
     dont_delimit_trailing_values = true,
     group(
         ArgGroup::new("action")
-            .args(["status", "prune", "gc", "prepare", "doctor", "show_config"])
+            .args(["status", "prune", "gc", "prepare", "doctor", "show_config", "install_plugin", "completions", "man"])
             .conflicts_with("command")
     )
 )]
@@ -211,6 +211,18 @@ pub struct Cli {
     #[arg(long, help_heading = MANAGEMENT)]
     pub show_config: bool,
 
+    /// Instead of a command: write the Lectic plugin (a lectic.yaml whose `sandbox:` is this binary) into DIR [default: $LECTIC_DATA/plugins/nix-sandbox]
+    #[arg(long, value_name = "DIR", num_args = 0..=1, help_heading = MANAGEMENT)]
+    pub install_plugin: Option<Option<PathBuf>>,
+
+    /// Instead of a command: print the completion script for SHELL
+    #[arg(long, value_enum, value_name = "SHELL", help_heading = MANAGEMENT)]
+    pub completions: Option<Shell>,
+
+    /// Instead of a command: print the man page (roff)
+    #[arg(long, help_heading = MANAGEMENT)]
+    pub man: bool,
+
     /// Print the output of --status, --prune, --gc, --prepare, --doctor or --show-config as JSON
     #[arg(long, help_heading = MANAGEMENT)]
     pub json: bool,
@@ -227,6 +239,14 @@ pub enum ExecVia {
     Podman,
 }
 
+/// A shell `--completions` writes for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Shell {
+    Bash,
+    Zsh,
+    Fish,
+}
+
 /// What a call does: run a command, or one management action.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
@@ -237,6 +257,7 @@ pub enum Action {
     Prepare { start: bool },
     Doctor,
     ShowConfig,
+    InstallPlugin,
 }
 
 impl Cli {
@@ -269,6 +290,8 @@ impl Cli {
             Action::Doctor
         } else if self.show_config {
             Action::ShowConfig
+        } else if self.install_plugin.is_some() {
+            Action::InstallPlugin
         } else {
             Action::Run
         }

@@ -403,6 +403,8 @@ pub struct Config {
     /// The dev shell to run the command in (--nix-develop, or
     /// --auto-nix-develop with a flake.nix in the workdir).
     pub develop: Option<DevShell>,
+    /// `--install-plugin`: the plugin directory to write.
+    pub plugin_dir: Option<PathBuf>,
     pub ttl: Duration,
     pub image: ImageSpec,
     pub podman_exe: String,
@@ -518,6 +520,18 @@ impl Config {
                 workdir.display()
             )));
         }
+        // Lectic's own default for LECTIC_DATA when it is not set.
+        let plugin_dir = cli.install_plugin.as_ref().map(|dir| {
+            if let Some(dir) = dir {
+                return cwd.join(dir);
+            }
+            let var = |n: &str| lookup(n).filter(|v| !v.is_empty()).map(PathBuf::from);
+            var("LECTIC_DATA")
+                .or_else(|| var("XDG_DATA_HOME").map(|d| d.join("lectic")))
+                .or_else(|| var("HOME").map(|h| h.join(".local/share/lectic")))
+                .unwrap_or_else(|| PathBuf::from(".local/share/lectic"))
+                .join("plugins/nix-sandbox")
+        });
         let has_flake = workdir.join("flake.nix").is_file();
         if cli.nix_develop && !has_flake {
             return Err(Error::usage(format!(
@@ -648,6 +662,7 @@ impl Config {
             keep_warm,
             exec_via: cli.exec_via,
             develop,
+            plugin_dir,
             ttl,
             env,
             env_sources,

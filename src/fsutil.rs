@@ -63,6 +63,15 @@ pub fn ensure_private_dir(path: &Path, uid: u32) -> Result<()> {
     Ok(())
 }
 
+/// Where `program` is found on PATH.
+pub fn on_path(program: &std::ffi::OsStr) -> Option<std::path::PathBuf> {
+    std::env::var_os("PATH").and_then(|path| {
+        std::env::split_paths(&path)
+            .map(|d| d.join(program))
+            .find(|p| p.is_file())
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,6 +4,7 @@ use clap::Parser;
 use lectic_nix_sandbox::agent;
 use lectic_nix_sandbox::cli::{Cli, one_line};
 use lectic_nix_sandbox::config::Config;
+use lectic_nix_sandbox::manage;
 
 /// The sandbox's own failures exit 125, as Podman's do.
 const SANDBOX_FAILURE: u8 = 125;
@@ -25,6 +26,15 @@ fn main() -> ExitCode {
         }
         Err(e) => return fail(&one_line(&e)),
     };
+    // Generated from the command line's definition alone: no configuration.
+    if let Some(shell) = cli.completions {
+        print!("{}", manage::generate::completions(shell));
+        return ExitCode::SUCCESS;
+    }
+    if cli.man {
+        print!("{}", manage::generate::man());
+        return ExitCode::SUCCESS;
+    }
     lectic_nix_sandbox::set_verbose(cli.verbose);
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     let outcome = Config::from_cli(cli, &args).and_then(|cfg| {

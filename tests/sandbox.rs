@@ -755,6 +755,78 @@ fn plugin_install_puts_lectic_yaml_beside_the_binary() {
     assert!(ok(&o).starts_with("lectic-nix-sandbox "));
 }
 
+#[test]
+fn install_plugin_writes_a_lectic_yaml_that_runs_this_binary_and_is_idempotent() {
+    let sb = Sandbox::new(Mode::Rootful, "install-plugin");
+    let data = sb.dir.join("data");
+    sb_install(&sb, &data, "wrote ");
+    let yaml = std::fs::read_to_string(data.join("plugins/nix-sandbox/lectic.yaml")).unwrap();
+    let bin = yaml
+        .lines()
+        .find_map(|l| l.strip_prefix("sandbox: "))
+        .unwrap();
+    let o = run_bounded(
+        {
+            let mut c = std::process::Command::new(bin);
+            c.arg("--version");
+            c
+        },
+        None,
+    );
+    assert!(ok(&o).starts_with("lectic-nix-sandbox "));
+    // Again: nothing to do, and it says so.
+    sb_install(&sb, &data, "is up to date");
+}
+
+/// `--install-plugin` with LECTIC_DATA=data; its output starts or holds `says`.
+fn sb_install(sb: &Sandbox, data: &std::path::Path, says: &str) {
+    let mut cmd = sb.raw_command(&["--install-plugin".into()]);
+    cmd.env("LECTIC_DATA", data);
+    let out = ok(&run_bounded(cmd, None));
+    assert!(
+        out.contains(says) && out.contains("plugins/nix-sandbox/lectic.yaml"),
+        "{out}"
+    );
+}
+
+#[test]
+fn completions_and_the_man_page_come_from_the_options_and_work() {
+    let sb = Sandbox::new(Mode::Rootful, "completions");
+    let generated = |args: &[&str]| ok(&sb.run(args));
+    // bash: the real shell completes --exec-via's values and the options.
+    let script = sb.dir.join("completion.bash");
+    std::fs::write(&script, generated(&["--completions", "bash"])).unwrap();
+    let probe = format!(
+        "source {}; COMP_WORDS=(lectic-nix-sandbox --exec-via ''); COMP_CWORD=2; _lectic_nix_sandbox; echo ${{COMPREPLY[@]}}; \
+         COMP_WORDS=(lectic-nix-sandbox --nix-dev); COMP_CWORD=1; _lectic_nix_sandbox; echo ${{COMPREPLY[@]}}",
+        script.display()
+    );
+    let o = std::process::Command::new("bash")
+        .args(["-c", &probe])
+        .output()
+        .unwrap();
+    assert_eq!(
+        stdout(&o),
+        "agent podman\n--nix-develop\n",
+        "{}",
+        stderr(&o)
+    );
+    assert!(generated(&["--completions", "zsh"]).starts_with("#compdef lectic-nix-sandbox"));
+    assert!(
+        generated(&["--completions", "fish"])
+            .contains("complete -c lectic-nix-sandbox -l exec-via -x -a 'agent podman'")
+    );
+    // The man page renders without a single groff warning.
+    let page = sb.dir.join("lectic-nix-sandbox.1");
+    std::fs::write(&page, generated(&["--man"])).unwrap();
+    let o = std::process::Command::new("groff")
+        .args(["-man", "-Tutf8", "-ww", "-z"])
+        .arg(&page)
+        .output()
+        .unwrap();
+    assert!(o.status.success() && o.stderr.is_empty(), "{}", stderr(&o));
+}
+
 each_path!(parallel_cold_calls_build_load_and_create_once, |mode| {
     let sb = Sandbox::private(mode, "parallel");
     let c = sb.counting();

@@ -3,7 +3,7 @@
 
 use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -258,17 +258,9 @@ fn sub_ids(file: &Path, what: &'static str, user: &str, uid: u32) -> Check {
     }
 }
 
-fn on_path(program: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH").and_then(|path| {
-        std::env::split_paths(&path)
-            .map(|d| d.join(program))
-            .find(|p| p.is_file())
-    })
-}
-
 fn id_mapper(helper: &'static str) -> Check {
     let fix = "install the uidmap package (Debian, Ubuntu) or shadow-utils (Fedora, Arch)";
-    let Some(path) = on_path(helper) else {
+    let Some(path) = fsutil::on_path(helper.as_ref()) else {
         return bad(helper, Level::Fail, "not found on PATH", fix);
     };
     let setuid = std::fs::metadata(&path)
@@ -291,7 +283,7 @@ fn id_mapper(helper: &'static str) -> Check {
 
 /// `--allow-net` in rootless Podman 4 needs slirp4netns and /dev/net/tun.
 fn network_helpers() -> Check {
-    if on_path("slirp4netns").is_none() {
+    if fsutil::on_path("slirp4netns".as_ref()).is_none() {
         return bad(
             "network",
             Level::Warn,

@@ -1,10 +1,13 @@
 //! Management commands: flags that take the place of a tool command
-//! (`--status`, `--prune`, `--gc`, `--prepare`, `--doctor`), so a tool
+//! (`--status`, `--prune`, `--gc`, `--prepare`, `--doctor`,
+//! `--show-config`, `--install-plugin`, `--completions`, `--man`), so a tool
 //! named `status` or `prune` still runs in the sandbox. Each prints for a
 //! person, or JSON with `--json`.
 
 mod doctor;
 mod gc;
+pub mod generate;
+mod plugin;
 mod status;
 
 use std::io::IsTerminal;
@@ -33,6 +36,7 @@ pub fn run(cfg: &Config) -> Result<i32> {
         ),
         Action::Gc => (gc::run(cfg, &Podman::open(cfg)?)?, gc::render),
         Action::Prepare { start } => (prepare(cfg, &Podman::open(cfg)?, start)?, render_prepare),
+        Action::InstallPlugin => (plugin::install(cfg)?, plugin::render),
     };
     emit(cfg, &value, render);
     Ok(0)
