@@ -74,8 +74,11 @@ With the dev shell's environment cached (keyed by flake.nix and flake.lock)
 a `--nix-develop` call starts no `nix` process: it hashes the two files,
 reads the cached variables, and runs the command under a `sh` that puts
 the shell's PATH in front (one more exec inside the container). The last
-row is the first call after flake.nix changed: `nix print-dev-env` of the
-fixture project (its evaluation cache warm), through the host's daemon.
+row is the same call with the cached environment removed before each run:
+`nix print-dev-env` of the fixture project through the host's daemon, with
+Nix's own evaluation cache warm and the shell already built: about what
+the first call after a change to flake.nix pays when nothing new must be
+built.
 
 ## Targets of the exec agent
 
