@@ -31,20 +31,11 @@ pub struct Paths {
 
 impl Paths {
     pub fn from_env(get: impl Fn(&str) -> Option<OsString>, uid: u32) -> Result<Paths> {
-        let non_empty = |name: &str| get(name).filter(|v| !v.is_empty()).map(PathBuf::from);
-        let lectic_cache = match non_empty("LECTIC_CACHE") {
-            Some(p) => p,
-            None => match non_empty("XDG_CACHE_HOME") {
-                Some(p) => p.join("lectic"),
-                None => non_empty("HOME")
-                    .ok_or_else(|| {
-                        Error::usage(
-                            "cannot place the cache: set LECTIC_CACHE, XDG_CACHE_HOME or HOME",
-                        )
-                    })?
-                    .join(".cache/lectic"),
-            },
-        };
+        let non_empty = |name: &str| path_var(&get, name);
+        let lectic_cache = lectic_dir(&get, "LECTIC_CACHE", "XDG_CACHE_HOME", ".cache/lectic")
+            .ok_or_else(|| {
+                Error::usage("cannot place the cache: set LECTIC_CACHE, XDG_CACHE_HOME or HOME")
+            })?;
         // Lectic's LECTIC_TEMP (os.tmpdir()/lectic) is shared by every user
         // of the machine, hence the uid in our directory's name.
         let lectic_temp = match non_empty("LECTIC_TEMP") {
@@ -92,7 +83,7 @@ struct Place {
 
 impl Guarded {
     fn new(lookup: &impl Fn(&str) -> Option<OsString>, paths: &Paths) -> Guarded {
-        let var = |name: &str| lookup(name).filter(|v| !v.is_empty()).map(PathBuf::from);
+        let var = |name: &str| path_var(lookup, name);
         let place = |path: PathBuf, why, inside_ok| Place {
             // Compared resolved, as the mounts are.
             path: std::fs::canonicalize(&path).unwrap_or(path),
@@ -143,6 +134,24 @@ impl Guarded {
         }
         Ok(())
     }
+}
+
+/// A non-empty variable, as a path.
+pub fn path_var(get: &impl Fn(&str) -> Option<OsString>, name: &str) -> Option<PathBuf> {
+    get(name).filter(|v| !v.is_empty()).map(PathBuf::from)
+}
+
+/// One of Lectic's directories, found as Lectic finds it: `$lectic_var`,
+/// else `$xdg_var/lectic`, else `$HOME/home_default`.
+pub fn lectic_dir(
+    get: &impl Fn(&str) -> Option<OsString>,
+    lectic_var: &str,
+    xdg_var: &str,
+    home_default: &str,
+) -> Option<PathBuf> {
+    path_var(get, lectic_var)
+        .or_else(|| path_var(get, xdg_var).map(|d| d.join("lectic")))
+        .or_else(|| path_var(get, "HOME").map(|h| h.join(home_default)))
 }
 
 /// A variable of `host_env` by name.
@@ -525,12 +534,14 @@ impl Config {
             if let Some(dir) = dir {
                 return cwd.join(dir);
             }
-            let var = |n: &str| lookup(n).filter(|v| !v.is_empty()).map(PathBuf::from);
-            var("LECTIC_DATA")
-                .or_else(|| var("XDG_DATA_HOME").map(|d| d.join("lectic")))
-                .or_else(|| var("HOME").map(|h| h.join(".local/share/lectic")))
-                .unwrap_or_else(|| PathBuf::from(".local/share/lectic"))
-                .join("plugins/nix-sandbox")
+            lectic_dir(
+                &lookup,
+                "LECTIC_DATA",
+                "XDG_DATA_HOME",
+                ".local/share/lectic",
+            )
+            .unwrap_or_else(|| PathBuf::from(".local/share/lectic"))
+            .join("plugins/nix-sandbox")
         });
         let has_flake = workdir.join("flake.nix").is_file();
         if cli.nix_develop && !has_flake {

@@ -93,10 +93,7 @@ pub fn locate(explicit: Option<&Path>, get: &impl Fn(&str) -> Option<OsString>) 
     if let Some(p) = explicit {
         return Some(p.to_owned());
     }
-    let var = |n: &str| get(n).filter(|v| !v.is_empty()).map(PathBuf::from);
-    let dir = var("LECTIC_CONFIG")
-        .or_else(|| var("XDG_CONFIG_HOME").map(|d| d.join("lectic")))
-        .or_else(|| var("HOME").map(|h| h.join(".config/lectic")))?;
+    let dir = crate::config::lectic_dir(get, "LECTIC_CONFIG", "XDG_CONFIG_HOME", ".config/lectic")?;
     let path = dir.join(FILE_NAME);
     path.exists().then_some(path)
 }
