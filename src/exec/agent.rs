@@ -5,33 +5,24 @@
 use std::os::unix::net::UnixStream;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::signal::unix::{SignalKind, signal};
 
 use crate::agent::wire::{self, Request};
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::stop::{self, CALL_VAR};
-use crate::sys;
+use crate::stop;
+
+use super::{StopSignals, call_env};
 
 /// Runs the command through the agent; None if the agent speaks another
 /// protocol (another version of us made the container).
 pub async fn run(cfg: &Config, conn: UnixStream) -> Result<Option<i32>> {
-    let listen =
-        |kind: SignalKind| signal(kind).map_err(|e| Error::os("cannot listen for signals", e));
-    let mut term = listen(SignalKind::terminate())?;
-    let mut int = listen(SignalKind::interrupt())?;
-    let mut hup = listen(SignalKind::hangup())?;
+    let mut signals = StopSignals::listen()?;
     let lost = |e: std::io::Error| Error::os("lost the warm container's agent", e);
     let req = Request {
         cwd: cfg.workdir.clone(),
         call_id: stop::new_call_id(),
         argv: cfg.command.iter().map(Into::into).collect(),
-        env: cfg
-            .env
-            .iter()
-            .filter(|(n, _)| n.as_str() != CALL_VAR)
-            .map(|(n, v)| (n.into(), v.into()))
-            .collect(),
+        env: call_env(cfg).map(|(n, v)| (n.into(), v.into())).collect(),
     };
     wire::send_request(&conn, &req).map_err(lost)?;
     conn.set_nonblocking(true).map_err(lost)?;
@@ -46,9 +37,7 @@ pub async fn run(cfg: &Config, conn: UnixStream) -> Result<Option<i32>> {
                 (Err(e), _) => Err(lost(e)),
             };
         }
-        _ = term.recv() => sys::SIGTERM,
-        _ = int.recv() => sys::SIGINT,
-        _ = hup.recv() => sys::SIGHUP,
+        signo = signals.recv() => signo,
     };
     // The agent passes it on and escalates to SIGKILL (stop.rs); it closes
     // the connection once everything of the call has ended.

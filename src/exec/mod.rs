@@ -30,7 +30,7 @@ use crate::{sys, verbose};
 /// `--env NAME=VALUE`.
 fn env_options(cfg: &Config, call_id: &str, cmd: &mut Command) -> Vec<String> {
     let mut opts = Vec::new();
-    for (name, value) in cfg.env.iter().filter(|(n, _)| n.as_str() != CALL_VAR) {
+    for (name, value) in call_env(cfg) {
         if Podman::reserved_env(name) {
             opts.extend(["--env".into(), format!("{name}={value}")]);
         } else {
@@ -42,12 +42,49 @@ fn env_options(cfg: &Config, call_id: &str, cmd: &mut Command) -> Vec<String> {
     opts
 }
 
+/// The call's variables; the call's own marker is set per path, never
+/// taken from the caller.
+fn call_env(cfg: &Config) -> impl Iterator<Item = (&String, &String)> {
+    cfg.env.iter().filter(|(n, _)| n.as_str() != CALL_VAR)
+}
+
+/// Whether the call has a terminal on stdin and stdout.
+fn on_terminal() -> bool {
+    std::io::stdin().is_terminal() && std::io::stdout().is_terminal()
+}
+
 fn interactive_options() -> Vec<String> {
     let mut opts = vec!["--interactive".to_owned()];
-    if std::io::stdin().is_terminal() && std::io::stdout().is_terminal() {
+    if on_terminal() {
         opts.push("--tty".into());
     }
     opts
+}
+
+/// The signals that stop a call: SIGTERM (Lectic's timeout), SIGINT, SIGHUP.
+struct StopSignals([tokio::signal::unix::Signal; 3]);
+
+impl StopSignals {
+    /// Listens from now on, so a signal during setup is not lost.
+    fn listen() -> Result<StopSignals> {
+        let listen =
+            |kind: SignalKind| signal(kind).map_err(|e| Error::os("cannot listen for signals", e));
+        Ok(StopSignals([
+            listen(SignalKind::terminate())?,
+            listen(SignalKind::interrupt())?,
+            listen(SignalKind::hangup())?,
+        ]))
+    }
+
+    /// The number of the next signal.
+    async fn recv(&mut self) -> i32 {
+        let [term, int, hup] = &mut self.0;
+        tokio::select! {
+            _ = term.recv() => sys::SIGTERM,
+            _ = int.recv() => sys::SIGINT,
+            _ = hup.recv() => sys::SIGHUP,
+        }
+    }
 }
 
 /// Runs the command in the warm container: through its agent when it has
@@ -55,7 +92,7 @@ fn interactive_options() -> Vec<String> {
 /// pseudo-terminal of its own) with `podman exec`.
 pub async fn run_warm(cfg: &Config, podman: &Podman, warm: &mut Warm) -> Result<i32> {
     if let Some(conn) = warm.agent.take() {
-        if interactive_options().len() > 1 {
+        if on_terminal() {
             verbose!("on a terminal: podman exec gives the command a terminal of its own");
         } else if let Some(code) = agent::run(cfg, conn).await? {
             return Ok(code);
@@ -104,11 +141,7 @@ pub async fn run_once(cfg: &Config, podman: &Podman, spec: &Spec) -> Result<i32>
 /// Runs `cmd` with our stdio; on a signal stops the call's processes and
 /// returns 128+signal.
 async fn supervise(podman: &Podman, mut cmd: Command, call_id: &str) -> Result<i32> {
-    let listen =
-        |kind: SignalKind| signal(kind).map_err(|e| Error::os("cannot listen for signals", e));
-    let mut term = listen(SignalKind::terminate())?;
-    let mut int = listen(SignalKind::interrupt())?;
-    let mut hup = listen(SignalKind::hangup())?;
+    let mut signals = StopSignals::listen()?;
     cmd.stdin(Stdio::inherit())
         .stdout(Stdio::inherit())
         .stderr(Stdio::inherit());
@@ -127,9 +160,7 @@ async fn supervise(podman: &Podman, mut cmd: Command, call_id: &str) -> Result<i
             let status = status.map_err(|e| Error::os("cannot wait for podman", e))?;
             return Ok(sys::exit_code(status));
         }
-        _ = term.recv() => sys::SIGTERM,
-        _ = int.recv() => sys::SIGINT,
-        _ = hup.recv() => sys::SIGHUP,
+        signo = signals.recv() => signo,
     };
     // Keeps looking until the podman client is gone too, since the command
     // may still have been starting when the signal came.
