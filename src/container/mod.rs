@@ -134,10 +134,7 @@ impl Spec {
         }
         k.field("network", if self.allow_net { b"on" } else { b"off" });
         if let Some(d) = &self.nix_daemon {
-            // A restarted daemon has a new socket, which a bind mount of
-            // the old one would not see: a new container then.
-            k.field("nix-daemon", d.socket.as_os_str().as_encoded_bytes())
-                .field("nix-daemon-socket", &d.socket_id.to_le_bytes());
+            k.field("nix-daemon", d.socket.as_os_str().as_encoded_bytes());
         }
         k.field("userns", if self.rootless { b"keep-id" } else { b"root" });
         for a in self.hardening_args() {
@@ -146,8 +143,14 @@ impl Spec {
         for a in &self.podman_extra {
             k.field("podman-extra", a.as_bytes());
         }
-        // Which main process, and which agent protocol it speaks.
         if with_image_and_home {
+            // A restarted daemon has a new socket, which a bind mount of
+            // the old one would not see: a new container then (but the
+            // same HOME).
+            if let Some(d) = &self.nix_daemon {
+                k.field("nix-daemon-socket", &d.socket_id.to_le_bytes());
+            }
+            // Which main process, and which agent protocol it speaks.
             k.field(
                 "main",
                 if self.agent.is_some() {
@@ -545,6 +548,27 @@ mod tests {
             assert_ne!(s.name(), base, "{s:?}");
         }
         assert_eq!(spec().name(), base);
+    }
+
+    #[test]
+    fn a_restarted_nix_daemon_gets_a_new_container_but_keeps_its_home() {
+        let with_socket = |id| {
+            let mut s = spec();
+            s.nix_daemon = Some(NixDaemon {
+                socket: "/s".into(),
+                socket_id: id,
+                conf_dir: "/c".into(),
+            });
+            s
+        };
+        let (before, after) = (with_socket(1), with_socket(2));
+        assert_ne!(before.name(), after.name());
+        assert_eq!(before.key(false), after.key(false), "HOME's key");
+        assert_ne!(
+            before.key(false),
+            spec().key(false),
+            "a dev shell is its own configuration"
+        );
     }
 
     #[test]
