@@ -151,7 +151,7 @@ impl WarmDir {
     /// How much of the idle TTL is left; None once expired.
     pub fn left(&self) -> Option<Duration> {
         let (idle, ttl) = (self.idle()?, self.ttl()?);
-        ttl.checked_sub(idle).filter(|_| idle <= ttl)
+        ttl.checked_sub(idle)
     }
 
     /// Records a new container: what it is made of, its TTL, a fresh stamp.
