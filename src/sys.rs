@@ -177,6 +177,20 @@ const MSG_CTRUNC: i32 = 0x8;
 const MAX_FDS: usize = 8;
 const CMSG_HDR: usize = std::mem::size_of::<CmsgHdr>();
 
+/// Calls a byte-counting system call until a signal does not interrupt it.
+fn retry_interrupted(mut call: impl FnMut() -> isize) -> io::Result<usize> {
+    loop {
+        let n = call();
+        if n >= 0 {
+            return Ok(n as usize);
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
+
 /// Writes `data` on a Unix socket with `fds` attached (SCM_RIGHTS); returns
 /// how many bytes went out (the descriptors go with the first of them).
 pub fn send_with_fds(
@@ -220,17 +234,8 @@ pub fn send_with_fds(
         },
         flags: 0,
     };
-    loop {
-        // SAFETY: every pointer in `msg` points at live buffers above.
-        let n = unsafe { sendmsg(sock.as_raw_fd(), &msg, MSG_NOSIGNAL) };
-        if n >= 0 {
-            return Ok(n as usize);
-        }
-        let e = io::Error::last_os_error();
-        if e.kind() != io::ErrorKind::Interrupted {
-            return Err(e);
-        }
-    }
+    // SAFETY: every pointer in `msg` points at live buffers above.
+    retry_interrupted(|| unsafe { sendmsg(sock.as_raw_fd(), &msg, MSG_NOSIGNAL) })
 }
 
 /// Reads up to `buf.len()` bytes from a Unix socket and the descriptors
@@ -250,17 +255,8 @@ pub fn recv_with_fds(sock: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<(usize,
         controllen: std::mem::size_of_val(&control),
         flags: 0,
     };
-    let n = loop {
-        // SAFETY: every pointer in `msg` points at live buffers above.
-        let n = unsafe { recvmsg(sock.as_raw_fd(), &mut msg, MSG_CMSG_CLOEXEC) };
-        if n >= 0 {
-            break n as usize;
-        }
-        let e = io::Error::last_os_error();
-        if e.kind() != io::ErrorKind::Interrupted {
-            return Err(e);
-        }
-    };
+    // SAFETY: every pointer in `msg` points at live buffers above.
+    let n = retry_interrupted(|| unsafe { recvmsg(sock.as_raw_fd(), &mut msg, MSG_CMSG_CLOEXEC) })?;
     let mut fds = Vec::new();
     let mut offset = 0;
     let base = control.as_ptr().cast::<u8>();
