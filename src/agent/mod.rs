@@ -34,7 +34,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::container::stamp::WarmDir;
+use crate::container::stamp::{AGENT_FILE, WarmDir};
 use crate::container::watcher::MOUNT;
 use crate::error::{Error, IoContext, Result};
 use crate::lock::{self, Mode};
@@ -55,7 +55,7 @@ const CALL_STACK: usize = 128 << 10;
 
 /// The container's command for an agent.
 pub fn command() -> Vec<String> {
-    vec![format!("{MOUNT}/agent"), ARG.into()]
+    vec![format!("{MOUNT}/{AGENT_FILE}"), ARG.into()]
 }
 
 /// Runs the agent until the container has been idle past its TTL.

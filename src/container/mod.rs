@@ -28,7 +28,7 @@ use crate::store::Podman;
 use crate::{agent, develop, fsutil, image, verbose};
 
 use crate::image::record::Record;
-use stamp::WarmDir;
+use stamp::{AGENT_FILE, SOCKET_DIR, WarmDir};
 
 pub const PREFIX: &str = "lectic-nix-sandbox-";
 /// Every container of ours carries this label (and the name prefix).
@@ -421,12 +421,15 @@ fn create(podman: &Podman, spec: &Spec, dir: &WarmDir) -> Result<Option<UnixStre
         format!("{}:{}:ro", dir.path().display(), watcher::MOUNT),
     ]);
     if let Some(exe) = &spec.agent {
-        let sock_dir = dir.socket().parent().map(|p| p.display().to_string());
         args.extend([
             "--volume".into(),
-            format!("{}:{}/agent:ro", exe.display(), watcher::MOUNT),
+            format!("{}:{}/{AGENT_FILE}:ro", exe.display(), watcher::MOUNT),
             "--volume".into(),
-            format!("{}:{}/sock", sock_dir.unwrap_or_default(), watcher::MOUNT),
+            format!(
+                "{}:{}/{SOCKET_DIR}",
+                dir.socket_dir().display(),
+                watcher::MOUNT
+            ),
             spec.image.clone(),
         ]);
         args.extend(agent::command());

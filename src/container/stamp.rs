@@ -29,9 +29,11 @@ use crate::fsutil;
 
 use super::Spec;
 
-const SOCKET_DIR: &str = "sock";
-/// The agent's socket, relative to the state directory.
-const SOCKET: &str = "sock/agent";
+/// The agent socket's directory, relative to the state directory (so also
+/// to where that is mounted inside the container).
+pub const SOCKET_DIR: &str = "sock";
+/// Where the agent binary is mounted, relative to the same.
+pub const AGENT_FILE: &str = "agent";
 
 #[derive(Debug, Clone)]
 pub struct WarmDir {
@@ -78,12 +80,16 @@ impl WarmDir {
     /// The agent's socket, in a directory of its own (mode 0700) that is
     /// mounted read-write into the container; the rest is read-only there.
     pub fn socket(&self) -> PathBuf {
-        self.dir.join(SOCKET)
+        self.socket_dir().join("agent")
+    }
+
+    pub fn socket_dir(&self) -> PathBuf {
+        self.dir.join(SOCKET_DIR)
     }
 
     /// Where the agent binary is mounted (an empty file on the host).
     pub fn agent_mountpoint(&self) -> PathBuf {
-        self.dir.join("agent")
+        self.dir.join(AGENT_FILE)
     }
 
     fn last_use(&self) -> PathBuf {
@@ -103,7 +109,7 @@ impl WarmDir {
     pub fn prepare(&self) -> Result<()> {
         fsutil::ensure_dir(&self.dir)?;
         // Only we (and the agent, which runs as us) may reach the socket.
-        let sock_dir = self.dir.join(SOCKET_DIR);
+        let sock_dir = self.socket_dir();
         fsutil::ensure_dir(&sock_dir)?;
         std::fs::set_permissions(&sock_dir, std::fs::Permissions::from_mode(0o700))
             .with_path("cannot restrict", &sock_dir)?;
