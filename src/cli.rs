@@ -123,6 +123,10 @@ pub struct Cli {
     #[arg(long, value_name = "ARGS", allow_hyphen_values = true)]
     pub podman_extra: Vec<String>,
 
+    /// Let the processes the command starts outlive the call (a daemon for later calls); by default every process a call started is killed when it ends
+    #[arg(long)]
+    pub keep_processes: bool,
+
     /// Memory limit, e.g. 4g (podman --memory) [default: none]
     #[arg(long, value_name = "SIZE", value_parser = parse_size, help_heading = "Limits and hardening")]
     pub memory: Option<String>,

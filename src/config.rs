@@ -3,7 +3,7 @@
 //! and where our state lives.
 
 use std::ffi::OsString;
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 
 use crate::cli::{Action, Cli};
@@ -67,9 +67,33 @@ fn absolute(p: &Path) -> Result<PathBuf> {
     std::path::absolute(p).with_path("cannot make absolute", p)
 }
 
+/// What in HOME holds keys, tokens and the configuration of the user's
+/// tools (ours included): never mounted, nor anything inside.
+const CREDENTIALS: &[&str] = &[
+    ".ssh",
+    ".gnupg",
+    ".aws",
+    ".azure",
+    ".config",
+    ".kube",
+    ".docker",
+    ".netrc",
+    ".git-credentials",
+    ".password-store",
+    ".pki",
+    ".npmrc",
+    ".pypirc",
+    ".cargo/credentials",
+    ".cargo/credentials.toml",
+    ".local/share/keyrings",
+    ".vault-token",
+    ".terraform.d",
+    ".mozilla",
+];
+
 /// Host places never mounted into the sandbox, whatever the options say:
 /// the real HOME and every directory that holds it (projects inside it are
-/// fine), the host's socket directories (the runtime dir with the Podman,
+/// fine, its credentials are not), the host's socket directories (the runtime dir with the Podman,
 /// SSH agent, D-Bus and Wayland sockets; /run; X11's) and the sandbox's own
 /// state, with all inside them.
 struct Guarded(Vec<Place>);
@@ -99,7 +123,11 @@ impl Guarded {
             place(paths.run.clone(), state, false),
         ];
         if let Some(home) = var("HOME") {
-            places.push(place(home, "your home directory", true));
+            let home = std::fs::canonicalize(&home).unwrap_or(home);
+            places.push(place(home.clone(), "your home directory", true));
+            for name in CREDENTIALS {
+                places.push(place(home.join(name), "where your credentials are", false));
+            }
         }
         if let Some(dir) = var("XDG_RUNTIME_DIR") {
             places.push(place(dir, "where your session's sockets are", false));
@@ -265,6 +293,72 @@ fn resolve_lenient(option: &str, path: &Path) -> Result<PathBuf> {
     }
 }
 
+/// `path` (absolute) with `.` and `..` taken away by name, not by
+/// following symlinks.
+fn lexical(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for part in path.components() {
+        match part {
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+/// A mount source as it was checked: the inode its path named, which the
+/// new container's mount must be (see `container::verify_mounts`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checked {
+    /// The option that named it, for errors.
+    pub option: &'static str,
+    pub path: PathBuf,
+    /// Where it is mounted in the container.
+    pub target: PathBuf,
+    /// Its device and inode numbers.
+    pub id: (u64, u64),
+}
+
+/// The error for a mount source that goes through a symlink.
+fn through_symlink(option: &str, given: &Path, real: &Path) -> Error {
+    Error::usage(format!(
+        "{option} {}: goes through a symlink (to {}), which a command could have planted; the sandbox mounts only real paths: name {} if you mean it",
+        given.display(),
+        real.display(),
+        real.display()
+    ))
+}
+
+/// Refuses a mount source whose path goes through a symlink, one a command
+/// could have put in a directory it can write, and returns what it names
+/// (opened without following any symlink, so what was checked is what
+/// the container must get). `real` is `given` resolved.
+fn check_source(option: &'static str, given: &Path, real: &Path, target: &Path) -> Result<Checked> {
+    if lexical(given) != real {
+        return Err(through_symlink(option, given, real));
+    }
+    let f = sys::open_no_symlinks(real).map_err(|e| {
+        if sys::is_symlink_refusal(&e) {
+            through_symlink(option, given, real)
+        } else {
+            Error::io("cannot open", real, e)
+        }
+    })?;
+    let m = f.metadata().with_path("cannot inspect", real)?;
+    Ok(Checked {
+        option,
+        path: real.to_owned(),
+        target: target.to_owned(),
+        id: (
+            std::os::unix::fs::MetadataExt::dev(&m),
+            std::os::unix::fs::MetadataExt::ino(&m),
+        ),
+    })
+}
+
 /// The invoking user's project roots: every mounted host path must lie
 /// inside one (paths resolved, so `..` and symlinks cannot leave them).
 struct Roots {
@@ -301,6 +395,9 @@ impl Roots {
     }
 }
 
+/// Where `--persist` is mounted.
+const PERSIST: &str = "/persist";
+
 /// A bind mount.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Volume {
@@ -310,7 +407,8 @@ pub struct Volume {
 }
 
 impl Volume {
-    /// Parses `HOST[:TARGET][:ro|:rw]`; HOST must exist (relative to the cwd).
+    /// Parses `HOST[:TARGET][:ro|:rw]`; HOST must exist (relative to the
+    /// cwd). HOST is made absolute, not resolved: `Config::build` checks it.
     pub fn parse(spec: &str, cwd: &Path) -> Result<Volume> {
         let bad = |why: &str| Error::usage(format!("--volume {spec}: {why}"));
         let parts: Vec<&str> = spec.split(':').collect();
@@ -329,9 +427,11 @@ impl Volume {
         if host.is_empty() {
             return Err(bad("the host path is empty"));
         }
-        let host = std::fs::canonicalize(cwd.join(host)).map_err(|e| {
+        let given = host;
+        let host = lexical(&cwd.join(host));
+        std::fs::metadata(&host).map_err(|e| {
             bad(&format!(
-                "host path {host} cannot be used ({e}); create it or fix the path"
+                "host path {given} cannot be used ({e}); create it or fix the path"
             ))
         })?;
         let target = match target {
@@ -383,6 +483,14 @@ pub struct Hardening {
     pub memory: Option<String>,
     pub cpus: Option<String>,
     pub tmp_size: String,
+    /// Whether the pids limit is held by the process limit (rootless on
+    /// cgroup v1, where Podman cannot set it).
+    pub pids_via_ulimit: bool,
+}
+
+/// Whether the machine has the unified cgroup hierarchy (v2).
+pub fn cgroup_v2() -> bool {
+    Path::new("/sys/fs/cgroup/cgroup.controllers").exists()
 }
 
 /// What decides the image.
@@ -420,6 +528,13 @@ pub struct Config {
     pub podman_extra: Vec<String>,
     pub hardening: Hardening,
     pub env: Env,
+    /// What sets the environment apart from passed values (see
+    /// `env::identity`); None when only the defaults pass.
+    pub env_identity: Option<String>,
+    /// The call's processes may outlive it (`--keep-processes`).
+    pub keep_processes: bool,
+    /// The mount sources, as checked (none for management flags).
+    pub checked: Vec<Checked>,
     /// Where each variable of `env` comes from (for --show-config).
     pub env_sources: std::collections::BTreeMap<String, String>,
     pub policy: Option<Policy>,
@@ -516,11 +631,15 @@ impl Config {
         let lookup = lookup_in(host_env);
         let paths = Paths::from_env(&lookup, uid)?;
 
-        let workdir = cli.workdir.clone().unwrap_or_else(|| cwd.to_owned());
-        let workdir = std::fs::canonicalize(cwd.join(&workdir)).map_err(|e| {
+        let action = cli.action();
+        // Only these make a container; the management flags mount nothing,
+        // so they run from anywhere (HOME, /, a parent of the cache).
+        let mounting = matches!(action, Action::Run | Action::Prepare { start: true });
+        let workdir_given = cwd.join(cli.workdir.clone().unwrap_or_else(|| cwd.to_owned()));
+        let workdir = std::fs::canonicalize(&workdir_given).map_err(|e| {
             Error::usage(format!(
                 "--workdir {}: {e}; give an existing directory",
-                workdir.display()
+                workdir_given.display()
             ))
         })?;
         if !workdir.is_dir() {
@@ -555,7 +674,8 @@ impl Config {
             attr: cli.dev_shell.clone(),
         });
 
-        // Every host path to mount is checked before anything is created.
+        // Every host path to mount is checked before anything is created:
+        // where it lies (resolved), then that it goes through no symlink.
         let guarded = Guarded::new(&lookup, &paths);
         let roots = policy.as_ref().and_then(|p| {
             p.project_roots
@@ -569,27 +689,58 @@ impl Config {
                 None => Ok(()),
             }
         };
-        allowed("--workdir", &workdir)?;
+        let mut checked = Vec::new();
+        if mounting {
+            allowed("--workdir", &workdir)?;
+            checked.push(check_source(
+                "--workdir",
+                &workdir_given,
+                &workdir,
+                &workdir,
+            )?);
+        }
 
+        // A directory the call creates if missing: checked as it will be,
+        // then created and checked as it is.
+        let to_create = |option: &'static str, given: &Path, target: &str| -> Result<Checked> {
+            let will_be = resolve_lenient(option, given)?;
+            allowed(option, &will_be)?;
+            if lexical(given) != will_be {
+                return Err(through_symlink(option, given, &will_be));
+            }
+            fsutil::ensure_dir(given)?;
+            check_source(option, given, given, Path::new(target))
+        };
         let mut volumes = Vec::new();
         if let Some(persist) = &cli.persist {
-            let dir = cwd.join(persist);
-            allowed("--persist", &resolve_lenient("--persist", &dir)?)?;
-            fsutil::ensure_dir(&dir)?;
-            volumes.push(Volume::parse(&format!("{}:/persist", dir.display()), cwd)?);
+            let dir = lexical(&cwd.join(persist));
+            if mounting {
+                checked.push(to_create("--persist", &dir, PERSIST)?);
+            }
+            volumes.push(Volume {
+                host: dir,
+                target: PERSIST.into(),
+                read_only: false,
+            });
         }
         for spec in &cli.volumes {
-            let v = Volume::parse(spec, cwd)?;
-            allowed("--volume", &v.host)?;
+            let mut v = Volume::parse(spec, cwd)?;
+            if mounting {
+                let real = std::fs::canonicalize(&v.host).with_path("cannot resolve", &v.host)?;
+                allowed("--volume", &real)?;
+                checked.push(check_source("--volume", &v.host, &real, &v.target)?);
+                v.host = real;
+            }
             volumes.push(v);
         }
 
         let home = match &cli.home {
             Some(h) => {
-                let h = cwd.join(h);
-                allowed("--home", &resolve_lenient("--home", &h)?)?;
-                fsutil::ensure_dir(&h)?;
-                Some(std::fs::canonicalize(&h).with_path("cannot resolve --home", &h)?)
+                let h = lexical(&cwd.join(h));
+                if mounting {
+                    checked.push(to_create("--home", &h, crate::container::HOME_TARGET)?);
+                }
+                Some(h)
             }
             None => None,
         };
@@ -641,9 +792,13 @@ impl Config {
         };
         let (env, env_sources) =
             env::collect_levels(host_env, &cli.pass_env, &managed, &cli.env, &cli.env_files)?;
+        let env_identity = env::identity(&cli.pass_env, &managed, &cli.env, &cli.env_files)?;
 
         Ok(Config {
-            action: cli.action(),
+            action,
+            keep_processes: cli.keep_processes,
+            env_identity,
+            checked,
             json: cli.json,
             lock_timeout: cli.lock_timeout,
             image: ImageSpec {
@@ -663,6 +818,7 @@ impl Config {
                 memory: cli.memory.clone(),
                 cpus: cli.cpus.clone(),
                 tmp_size: cli.tmp_size.clone(),
+                pids_via_ulimit: uid != 0 && !cgroup_v2(),
             },
             podman_exe: cli.podman_exe,
             command: cli.command,
@@ -748,6 +904,72 @@ mod tests {
         assert_eq!(p, tmp.join("no-such-lns/a/b"));
         let up = resolve_lenient("--persist", &tmp.join("no-such-lns/../x"));
         assert!(up.is_err(), "`..` through a missing dir");
+    }
+
+    #[test]
+    fn a_mount_source_through_a_symlink_is_refused_and_a_real_one_names_its_inode() {
+        let dir = std::fs::canonicalize(std::env::temp_dir())
+            .unwrap()
+            .join(format!("lns-config-src-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("real")).unwrap();
+        std::os::unix::fs::symlink(dir.join("real"), dir.join("link")).unwrap();
+        let real = dir.join("real");
+        let c = check_source("--volume", &real, &real, Path::new("/data")).unwrap();
+        let m = std::fs::metadata(&real).unwrap();
+        use std::os::unix::fs::MetadataExt;
+        assert_eq!(c.id, (m.dev(), m.ino()));
+        let e = check_source("--volume", &dir.join("link"), &real, Path::new("/d")).unwrap_err();
+        assert!(e.to_string().contains("symlink"), "{e}");
+        // `..` after a symlink leaves the symlink's target, not its parent.
+        std::fs::create_dir_all(dir.join("real/sub")).unwrap();
+        std::fs::create_dir_all(dir.join("real/x")).unwrap();
+        std::fs::create_dir_all(dir.join("x")).unwrap();
+        std::os::unix::fs::symlink(dir.join("real/sub"), dir.join("deep")).unwrap();
+        let up = dir.join("deep/../x");
+        let resolved = std::fs::canonicalize(&up).unwrap();
+        assert_eq!(resolved, dir.join("real/x"));
+        let e = check_source("--volume", &up, &resolved, Path::new("/d")).unwrap_err();
+        assert!(
+            e.to_string().contains("symlink"),
+            "`..` after a symlink: {e}"
+        );
+    }
+
+    #[test]
+    fn lexical_paths_drop_dots_by_name() {
+        assert_eq!(lexical(Path::new("/a/./b/../c")), PathBuf::from("/a/c"));
+        assert_eq!(lexical(Path::new("/../a")), PathBuf::from("/a"));
+    }
+
+    #[test]
+    fn credential_directories_in_home_are_never_mounted() {
+        let home = std::env::temp_dir().join(format!("lns-config-home-{}", std::process::id()));
+        std::fs::create_dir_all(home.join("project")).unwrap();
+        let home = std::fs::canonicalize(home).unwrap();
+        let paths = Paths::from_env(env_of(&[("LECTIC_CACHE", "/nonexistent/c")]), 1).unwrap();
+        let h = home.display().to_string();
+        let g = Guarded::new(&env_of(&[("HOME", &h)]), &paths);
+        g.check("--volume", &home.join("project")).unwrap();
+        for cred in [
+            ".ssh",
+            ".gnupg/x",
+            ".aws",
+            ".config/lectic",
+            ".netrc",
+            ".kube",
+        ] {
+            let e = g
+                .check("--volume", &home.join(cred))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains("credentials") && e.contains("never mounts"),
+                "{e}"
+            );
+        }
+        let e = g.check("--volume", &home).unwrap_err().to_string();
+        assert!(e.contains("is your home directory"), "{e}");
     }
 
     #[test]

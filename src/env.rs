@@ -41,6 +41,55 @@ pub(crate) fn never(name: &str) -> std::result::Result<(), String> {
 
 pub type Env = BTreeMap<String, String>;
 
+/// Why a value with a NUL byte is refused: no environment can carry one,
+/// and passed on it would split into variables nobody set.
+const NUL: &str = "the value holds a NUL byte, which no environment can carry; remove it";
+
+/// What sets a call's environment, apart from the values that pass from
+/// the host (a schema'd tool's parameters change with every call): the
+/// `--pass-env` patterns, the names `--env` sets, the policy's variables
+/// and env files, and the `--env-file`s, paths and contents. None when
+/// there is none of that. Tools that differ here get different containers
+/// and HOMEs, so one tool's secrets never reach another's processes.
+pub fn identity(
+    pass: &[String],
+    managed: &Managed,
+    sets: &[String],
+    files: &[PathBuf],
+) -> Result<Option<String>> {
+    if pass.is_empty()
+        && managed.env.is_empty()
+        && managed.files.is_empty()
+        && sets.is_empty()
+        && files.is_empty()
+    {
+        return Ok(None);
+    }
+    let mut key = crate::digest::Key::new("env-identity-v1");
+    for p in pass {
+        key.field("pass", p.as_bytes());
+    }
+    for ((name, value), _) in &managed.env {
+        key.field("policy-env", format!("{name}={value}").as_bytes());
+    }
+    let mut file = |kind: &str, path: &Path| -> Result<()> {
+        let bytes = std::fs::read(path).with_path("cannot read the env file", path)?;
+        key.field(kind, path.as_os_str().as_encoded_bytes());
+        key.field("contents", &bytes);
+        Ok(())
+    };
+    for (path, _) in &managed.files {
+        file("policy-env-file", path)?;
+    }
+    for path in files {
+        file("env-file", path)?;
+    }
+    for set in sets {
+        key.field("env", set.split('=').next().unwrap_or(set).as_bytes());
+    }
+    Ok(Some(key.hex()))
+}
+
 /// What the policy file manages: variables and env files, each with where
 /// it is set.
 #[derive(Debug, Default, Clone)]
@@ -88,6 +137,9 @@ pub fn collect_levels(
         }
     }
     for ((name, value), at) in &managed.env {
+        if value.contains('\0') {
+            return Err(Error::usage(format!("policy env {name} ({at}): {NUL}")));
+        }
         put(name, value, format!("policy env ({at})"));
     }
     for (file, at) in &managed.files {
@@ -141,6 +193,9 @@ fn parse_env_file(text: &str) -> std::result::Result<Vec<(String, String)>, (usi
         check_name(name)
             .and_then(|()| never(name))
             .map_err(|why| (i + 1, why))?;
+        if value.contains('\0') {
+            return Err((i + 1, NUL.into()));
+        }
         out.push((name.to_owned(), unquote(value).to_owned()));
     }
     Ok(out)
@@ -268,6 +323,40 @@ mod tests {
         let e = collect(&host, &[], &["DISPLAY=:1".into()], &[]).unwrap_err();
         assert!(e.to_string().contains("never set"), "{e}");
         assert!(parse_env_file("DOCKER_HOST=unix:///x\n").is_err());
+    }
+
+    #[test]
+    fn a_nul_in_an_env_file_value_is_refused_with_its_line() {
+        let e = parse_env_file("A=1\nB=x\0LECTIC_INJECTED=evil\0C=y\n").unwrap_err();
+        assert_eq!(e.0, 2);
+        assert!(e.1.contains("NUL"), "{}", e.1);
+    }
+
+    #[test]
+    fn the_environment_identity_sees_names_and_files_but_not_passed_values() {
+        let none = identity(&[], &Managed::default(), &[], &[]).unwrap();
+        assert_eq!(none, None, "a plain call keeps its container and HOME");
+        let id = |pass: &[&str], sets: &[&str]| {
+            let pass: Vec<String> = pass.iter().map(|s| s.to_string()).collect();
+            let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
+            identity(&pass, &Managed::default(), &sets, &[]).unwrap()
+        };
+        assert_eq!(
+            id(&[], &["TOKEN=a"]),
+            id(&[], &["TOKEN=b"]),
+            "values of --env"
+        );
+        assert_ne!(id(&[], &["TOKEN=a"]), id(&[], &["OTHER=a"]));
+        assert_ne!(id(&["QUERY"], &[]), id(&["OTHER"], &[]));
+        assert_ne!(id(&["QUERY"], &[]), None);
+        let dir = std::env::temp_dir().join(format!("lns-env-id-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("secrets.env");
+        std::fs::write(&f, "TOKEN=one\n").unwrap();
+        let one = identity(&[], &Managed::default(), &[], std::slice::from_ref(&f)).unwrap();
+        std::fs::write(&f, "TOKEN=two\n").unwrap();
+        let two = identity(&[], &Managed::default(), &[], std::slice::from_ref(&f)).unwrap();
+        assert_ne!(one, two, "an env file's contents");
     }
 
     #[test]

@@ -28,6 +28,22 @@ pub fn ensure_dir(path: &Path) -> Result<()> {
     fs::create_dir_all(path).with_path("cannot create directory", path)
 }
 
+/// Removes whatever is at `path` (a file, a socket, a symlink, which is not
+/// followed, or a whole directory tree); nothing there is no error.
+pub fn remove_any(path: &Path) -> Result<()> {
+    let removed = match fs::symlink_metadata(path) {
+        Ok(m) if m.is_dir() => fs::remove_dir_all(path),
+        Ok(_) => fs::remove_file(path),
+        Err(e) => Err(e),
+    };
+    match removed {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(Error::io("cannot remove", path, e))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Creates `path` as a directory only this uid can enter, or checks that the
 /// existing one is exactly that: ours, mode 0700, not a symlink. A directory
 /// in a shared place such as /tmp may have been made by another user to

@@ -6,7 +6,7 @@
 //! namespace and those below it, so this works from the host (podman path)
 //! and from the agent inside the container alike.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use crate::sys;
@@ -30,19 +30,60 @@ pub fn new_call_id() -> String {
     key.hex()[..24].to_owned()
 }
 
-/// Pids of the processes whose environment holds `CALL_VAR=call_id`.
-pub fn marked_processes(call_id: &str) -> Vec<i32> {
-    let needle = format!("{CALL_VAR}={call_id}");
+/// Every pid in /proc (the processes of our pid namespace and those below).
+fn all_pids() -> Vec<i32> {
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };
     dir.flatten()
         .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|pid| {
-            std::fs::read(format!("/proc/{pid}/environ"))
-                .map(|env| env.split(|&b| b == 0).any(|var| var == needle.as_bytes()))
-                .unwrap_or(false)
-        })
+        .collect()
+}
+
+/// The call id `pid` carries, if any.
+fn mark_of(pid: i32) -> Option<String> {
+    let env = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
+    let prefix = format!("{CALL_VAR}=");
+    env.split(|&b| b == 0).find_map(|var| {
+        let id = var.strip_prefix(prefix.as_bytes())?;
+        String::from_utf8(id.to_vec()).ok()
+    })
+}
+
+/// Pids of the processes whose environment holds `CALL_VAR=call_id`.
+pub fn marked_processes(call_id: &str) -> Vec<i32> {
+    all_pids()
+        .into_iter()
+        .filter(|&pid| mark_of(pid).as_deref() == Some(call_id))
+        .collect()
+}
+
+/// Whether `pid` carries the mark of one of `calls`.
+pub fn marked_with_any(pid: i32, calls: &HashSet<String>) -> bool {
+    mark_of(pid).is_some_and(|id| calls.contains(&id))
+}
+
+/// SIGKILLs the processes `victims` names, and again what it names next
+/// (they may have forked meanwhile), until it names none or `limit` passes.
+pub fn kill_until_none(limit: Duration, mut victims: impl FnMut() -> Vec<i32>) {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        let pids = victims();
+        if pids.is_empty() {
+            return;
+        }
+        for pid in pids {
+            sys::send_signal(pid, sys::SIGKILL);
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Every live process (zombies left out) and its parent.
+pub fn process_table() -> HashMap<i32, i32> {
+    all_pids()
+        .into_iter()
+        .filter_map(|pid| Some((pid, sys::live_parent(pid as u32)? as i32)))
         .collect()
 }
 

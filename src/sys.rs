@@ -1,38 +1,25 @@
-//! The few libc calls std does not wrap. std links libc already; declaring
-//! them here spares a dependency.
-
-unsafe extern "C" {
-    fn geteuid() -> u32;
-    fn getegid() -> u32;
-    fn kill(pid: i32, sig: i32) -> i32;
-    fn prctl(option: i32, arg2: u64, arg3: u64, arg4: u64, arg5: u64) -> i32;
-    fn sendmsg(fd: i32, msg: *const MsgHdr, flags: i32) -> isize;
-    fn recvmsg(fd: i32, msg: *mut MsgHdr, flags: i32) -> isize;
-    fn poll(fds: *mut PollFd, n: u64, timeout_ms: i32) -> i32;
-    fn getxattr(
-        path: *const std::ffi::c_char,
-        name: *const std::ffi::c_char,
-        value: *mut std::ffi::c_void,
-        size: usize,
-    ) -> isize;
-}
+//! The system calls std lacks, through the libc crate, so their constants
+//! and struct layouts are right on every architecture. Every libc call of
+//! the program lives in this module.
 
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
 
-pub const SIGHUP: i32 = 1;
-pub const SIGINT: i32 = 2;
-pub const SIGKILL: i32 = 9;
-pub const SIGTERM: i32 = 15;
+pub const SIGHUP: i32 = libc::SIGHUP;
+pub const SIGINT: i32 = libc::SIGINT;
+pub const SIGKILL: i32 = libc::SIGKILL;
+pub const SIGTERM: i32 = libc::SIGTERM;
 
 pub fn euid() -> u32 {
     // SAFETY: geteuid has no preconditions and cannot fail.
-    unsafe { geteuid() }
+    unsafe { libc::geteuid() }
 }
 
 pub fn egid() -> u32 {
     // SAFETY: getegid has no preconditions and cannot fail.
-    unsafe { getegid() }
+    unsafe { libc::getegid() }
 }
 
 /// Sends `sig` to every process of group `pgid`; false if none is left.
@@ -41,7 +28,7 @@ pub fn signal_group(pgid: i32, sig: i32) -> bool {
         return false;
     }
     // SAFETY: kill takes plain integers; -pgid (< -1) names one group.
-    unsafe { kill(-pgid, sig) == 0 }
+    unsafe { libc::kill(-pgid, sig) == 0 }
 }
 
 /// Sends `sig` to `pid`; false if the process is gone or not ours.
@@ -50,7 +37,7 @@ pub fn send_signal(pid: i32, sig: i32) -> bool {
         return false; // never a process group or "every process"
     }
     // SAFETY: kill takes plain integers; pid > 0 names one process.
-    unsafe { kill(pid, sig) == 0 }
+    unsafe { libc::kill(pid, sig) == 0 }
 }
 
 /// A process's exit status as a shell reports it: its code, or 128+N when
@@ -63,21 +50,35 @@ pub fn exit_code(status: std::process::ExitStatus) -> i32 {
         .unwrap_or(125)
 }
 
+/// prctl(2) with one argument (the others zero, as some options require).
+/// Async-signal-safe: no allocation, errno read only on failure.
+fn prctl(option: i32, arg: libc::c_ulong) -> io::Result<()> {
+    let zero: libc::c_ulong = 0;
+    // SAFETY: prctl takes plain integers; every option used here reads
+    // at most its unsigned long arguments.
+    if unsafe { libc::prctl(option, arg, zero, zero, zero) } == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
 /// Asks the kernel to SIGKILL this process when its parent dies. For a
 /// child between fork and exec (`CommandExt::pre_exec`): async-signal-safe.
 pub fn kill_with_parent() -> std::io::Result<()> {
-    const PR_SET_PDEATHSIG: i32 = 1;
-    // SAFETY: prctl with PR_SET_PDEATHSIG takes a signal number only.
-    if unsafe { prctl(PR_SET_PDEATHSIG, SIGKILL as u64, 0, 0, 0) } == 0 {
-        Ok(())
-    } else {
-        Err(std::io::Error::last_os_error())
-    }
+    prctl(libc::PR_SET_PDEATHSIG, SIGKILL as libc::c_ulong)
+}
+
+/// Makes this process not dumpable: no core dump, and processes of the
+/// same uid (without CAP_SYS_PTRACE) can neither ptrace it nor read its
+/// /proc entries (environ, fd/, mem). An exec undoes it.
+pub fn set_not_dumpable() -> io::Result<()> {
+    prctl(libc::PR_SET_DUMPABLE, 0)
 }
 
 /// Whether `path` carries file capabilities (as newuidmap may instead of
 /// being setuid).
-pub fn has_file_capabilities(path: &std::path::Path) -> bool {
+pub fn has_file_capabilities(path: &Path) -> bool {
     use std::os::unix::ffi::OsStrExt;
     let Ok(path) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
         return false;
@@ -85,13 +86,111 @@ pub fn has_file_capabilities(path: &std::path::Path) -> bool {
     // SAFETY: both strings are NUL-terminated; a null buffer of size 0
     // only asks for the attribute's length.
     unsafe {
-        getxattr(
+        libc::getxattr(
             path.as_ptr(),
             c"security.capability".as_ptr(),
             std::ptr::null_mut(),
             0,
         ) > 0
     }
+}
+
+/// Opens `path` itself with O_PATH|O_NOFOLLOW (and O_CLOEXEC): a final
+/// symlink is opened as the link, not followed. The file can be inspected
+/// (`metadata`) and named through /proc/self/fd, not read or written.
+pub fn open_path_nofollow(path: &Path) -> io::Result<std::fs::File> {
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)
+}
+
+/// Opens the absolute, normalized (no `.` or `..`) `path` with O_PATH,
+/// one component at a time from `/`, never following a symlink: a
+/// symlink anywhere on the path is an error (ELOOP), even one put there
+/// while we walk. What is returned is the inode the path named.
+pub fn open_no_symlinks(path: &Path) -> io::Result<std::fs::File> {
+    use std::os::unix::ffi::OsStrExt;
+    let flags = libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+    let mut at = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(flags | libc::O_DIRECTORY)
+        .open("/")?;
+    for part in path.components() {
+        let name = match part {
+            std::path::Component::RootDir => continue,
+            std::path::Component::Normal(name) => name,
+            _ => return Err(io::Error::from_raw_os_error(libc::EINVAL)),
+        };
+        let name = std::ffi::CString::new(name.as_bytes())
+            .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+        // SAFETY: `at` is an open directory and `name` NUL-terminated.
+        let fd = unsafe { libc::openat(at.as_raw_fd(), name.as_ptr(), flags) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: openat returned a new descriptor that we now own.
+        let next = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+        if next.metadata()?.file_type().is_symlink() {
+            return Err(io::Error::from_raw_os_error(libc::ELOOP));
+        }
+        at = next;
+    }
+    Ok(at)
+}
+
+/// Whether `e` is [`open_no_symlinks`] finding a symlink.
+pub fn is_symlink_refusal(e: &io::Error) -> bool {
+    e.raw_os_error() == Some(libc::ELOOP)
+}
+
+/// The pid of the process at the other end of Unix socket `sock`, as it
+/// was when it connected (SO_PEERCRED); 0 if it is in a pid namespace
+/// this process cannot see.
+pub fn peer_pid(sock: BorrowedFd<'_>) -> io::Result<i32> {
+    let mut cred = libc::ucred {
+        pid: 0,
+        uid: 0,
+        gid: 0,
+    };
+    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: `cred` is a live ucred and `len` its size.
+    let r = unsafe {
+        libc::getsockopt(
+            sock.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            (&raw mut cred).cast(),
+            &mut len,
+        )
+    };
+    if r != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(cred.pid)
+}
+
+/// Whether `fd` is a pipe (FIFO) or a socket, not a file or a device.
+pub fn is_pipe_or_socket(fd: BorrowedFd<'_>) -> io::Result<bool> {
+    let kind = fstat(fd)?.st_mode & libc::S_IFMT;
+    Ok(kind == libc::S_IFIFO || kind == libc::S_IFSOCK)
+}
+
+/// Whether `fd` is /dev/null (the character device 1:3).
+pub fn is_dev_null(fd: BorrowedFd<'_>) -> bool {
+    fstat(fd).is_ok_and(|st| {
+        st.st_mode & libc::S_IFMT == libc::S_IFCHR && st.st_rdev == libc::makedev(1, 3)
+    })
+}
+
+fn fstat(fd: BorrowedFd<'_>) -> io::Result<libc::stat> {
+    let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: fstat writes one struct stat into `st`.
+    if unsafe { libc::fstat(fd.as_raw_fd(), st.as_mut_ptr()) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fstat succeeded, so it filled `st`.
+    Ok(unsafe { st.assume_init() })
 }
 
 /// The login name of `uid` (from /etc/passwd, else USER, else the number).
@@ -108,74 +207,91 @@ pub fn user_name(uid: u32) -> String {
         .unwrap_or_else(|| uid.to_string())
 }
 
+/// Field `n` (numbered from 1 as in proc(5); n ≥ 3) of /proc/<pid>/stat,
+/// or None if there is no such process.
+fn stat_field<T: std::str::FromStr>(pid: u32, n: usize) -> Option<T> {
+    stat_fields(pid)?.nth(n.checked_sub(3)?)?.parse().ok()
+}
+
+/// The fields of /proc/<pid>/stat from the third (the state) on.
+fn stat_fields(pid: u32) -> Option<std::vec::IntoIter<String>> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may contain spaces and parentheses; the
+    // fields after its closing one don't.
+    let rest = stat.get(stat.rfind(')')? + 2..)?;
+    Some(
+        rest.split(' ')
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+            .into_iter(),
+    )
+}
+
+/// The parent of process `pid` while it lives: None for no such process
+/// and for a zombie (dead, only waiting for its parent to reap it).
+pub fn live_parent(pid: u32) -> Option<u32> {
+    let mut fields = stat_fields(pid)?;
+    match fields.next()?.as_str() {
+        "Z" | "X" => None,
+        _ => fields.next()?.parse().ok(),
+    }
+}
+
 /// When process `pid` started (clock ticks since boot), or None if there is
 /// no such process. With the pid it names one process across pid reuse.
 pub fn process_start(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name (field 2) may contain spaces; fields after it don't.
-    let rest = &stat[stat.rfind(')')? + 2..];
-    rest.split(' ').nth(19)?.parse().ok()
+    stat_field(pid, 22)
+}
+
+/// The parent of process `pid`, or None if there is no such process.
+pub fn parent_pid(pid: u32) -> Option<u32> {
+    stat_field(pid, 4)
+}
+
+/// Process `pid` as `pid:start` (see `process_start`), if it runs.
+pub fn identity(pid: u32) -> Option<String> {
+    Some(format!("{pid}:{}", process_start(pid)?))
 }
 
 /// This process, as `pid:start` (see `process_start`).
 pub fn self_identity() -> String {
     let pid = std::process::id();
-    format!("{pid}:{}", process_start(pid).unwrap_or(0))
+    identity(pid).unwrap_or_else(|| format!("{pid}:0"))
 }
 
 /// Whether the process named by a `pid:start` identity still runs.
 pub fn identity_alive(identity: &str) -> bool {
-    let Some((pid, start)) = identity.split_once(':') else {
-        return false;
-    };
-    match (pid.parse::<u32>(), start.parse::<u64>()) {
-        (Ok(pid), Ok(start)) => process_start(pid) == Some(start),
-        _ => false,
-    }
+    live_pid(identity).is_some()
 }
 
-// The Linux layouts of `struct iovec`, `struct msghdr`, `struct cmsghdr`
-// and `struct pollfd` (the same on every 64-bit and 32-bit glibc/musl
-// target, thanks to C alignment rules that repr(C) follows).
-#[repr(C)]
-struct IoVec {
-    base: *mut std::ffi::c_void,
-    len: usize,
+/// The pid of the process a `pid:start` identity names, while it runs.
+pub fn live_pid(identity: &str) -> Option<u32> {
+    let (pid, start) = identity.split_once(':')?;
+    let (pid, start) = (pid.parse::<u32>().ok()?, start.parse::<u64>().ok()?);
+    (process_start(pid) == Some(start)).then_some(pid)
 }
 
-#[repr(C)]
-struct MsgHdr {
-    name: *mut std::ffi::c_void,
-    namelen: u32,
-    iov: *mut IoVec,
-    iovlen: usize,
-    control: *mut std::ffi::c_void,
-    controllen: usize,
-    flags: i32,
-}
-
-#[repr(C)]
-struct CmsgHdr {
-    len: usize,
-    level: i32,
-    kind: i32,
-}
-
-#[repr(C)]
-struct PollFd {
-    fd: i32,
-    events: i16,
-    revents: i16,
-}
-
-const SOL_SOCKET: i32 = 1;
-const SCM_RIGHTS: i32 = 1;
-const MSG_NOSIGNAL: i32 = 0x4000;
-const MSG_CMSG_CLOEXEC: i32 = 0x4000_0000;
-const MSG_CTRUNC: i32 = 0x8;
 /// Room for this many passed descriptors; a call passes three.
 const MAX_FDS: usize = 8;
-const CMSG_HDR: usize = std::mem::size_of::<CmsgHdr>();
+const FDS_BYTES: libc::c_uint = (MAX_FDS * std::mem::size_of::<RawFd>()) as libc::c_uint;
+// SAFETY: CMSG_SPACE is arithmetic on its argument.
+const CONTROL_LEN: usize = unsafe { libc::CMSG_SPACE(FDS_BYTES) } as usize;
+
+/// A control-message buffer, aligned as `cmsghdr` needs (its alignment is
+/// that of size_t: at most 8).
+#[repr(C, align(8))]
+struct Control([u8; CONTROL_LEN]);
+const _: () = assert!(std::mem::align_of::<libc::cmsghdr>() <= 8);
+
+/// A `msghdr` for one buffer and no address or control data.
+fn msghdr(iov: &mut libc::iovec) -> libc::msghdr {
+    // SAFETY: msghdr is plain data (pointers, lengths, padding on some
+    // targets); all zeroes is "no address, no buffers, no control data".
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = iov;
+    msg.msg_iovlen = 1;
+    msg
+}
 
 /// Calls a byte-counting system call until a signal does not interrupt it.
 fn retry_interrupted(mut call: impl FnMut() -> isize) -> io::Result<usize> {
@@ -199,88 +315,79 @@ pub fn send_with_fds(
     fds: &[BorrowedFd<'_>],
 ) -> io::Result<usize> {
     assert!(fds.len() <= MAX_FDS && !data.is_empty());
-    // u64 words keep the buffer aligned as cmsghdr needs.
-    let mut control = [0u64; (CMSG_HDR + 4 * MAX_FDS).div_ceil(8)];
-    let used = CMSG_HDR + 4 * fds.len();
-    let header = CmsgHdr {
-        len: used,
-        level: SOL_SOCKET,
-        kind: SCM_RIGHTS,
+    let mut control = Control([0; CONTROL_LEN]);
+    let mut iov = libc::iovec {
+        // sendmsg only reads through it.
+        iov_base: data.as_ptr().cast_mut().cast(),
+        iov_len: data.len(),
     };
-    // SAFETY: `control` is larger than `used` bytes and 8-aligned; we write
-    // the header and then the descriptor numbers right after it.
-    unsafe {
-        let base = control.as_mut_ptr().cast::<u8>();
-        std::ptr::write(base.cast::<CmsgHdr>(), header);
-        for (i, fd) in fds.iter().enumerate() {
-            std::ptr::write_unaligned(base.add(CMSG_HDR + 4 * i).cast::<i32>(), fd.as_raw_fd());
+    let mut msg = msghdr(&mut iov);
+    if !fds.is_empty() {
+        let bytes = (fds.len() * std::mem::size_of::<RawFd>()) as libc::c_uint;
+        msg.msg_control = control.0.as_mut_ptr().cast();
+        // SAFETY: CMSG_SPACE is arithmetic on its argument.
+        msg.msg_controllen = unsafe { libc::CMSG_SPACE(bytes) } as _;
+        // SAFETY: msg_control points at CONTROL_LEN ≥ msg_controllen bytes
+        // aligned for cmsghdr, so CMSG_FIRSTHDR is not null, and its header
+        // and CMSG_LEN(bytes) of data lie within them.
+        unsafe {
+            let h = libc::CMSG_FIRSTHDR(&msg);
+            (*h).cmsg_level = libc::SOL_SOCKET;
+            (*h).cmsg_type = libc::SCM_RIGHTS;
+            (*h).cmsg_len = libc::CMSG_LEN(bytes) as _;
+            let data = libc::CMSG_DATA(h).cast::<RawFd>();
+            for (i, fd) in fds.iter().enumerate() {
+                data.add(i).write_unaligned(fd.as_raw_fd());
+            }
         }
     }
-    let mut iov = IoVec {
-        base: data.as_ptr() as *mut _,
-        len: data.len(),
-    };
-    let msg = MsgHdr {
-        name: std::ptr::null_mut(),
-        namelen: 0,
-        iov: &mut iov,
-        iovlen: 1,
-        control: control.as_mut_ptr().cast(),
-        // CMSG_SPACE: the payload padded to the word size.
-        controllen: if fds.is_empty() {
-            0
-        } else {
-            used.div_ceil(8) * 8
-        },
-        flags: 0,
-    };
     // SAFETY: every pointer in `msg` points at live buffers above.
-    retry_interrupted(|| unsafe { sendmsg(sock.as_raw_fd(), &msg, MSG_NOSIGNAL) })
+    retry_interrupted(|| unsafe { libc::sendmsg(sock.as_raw_fd(), &msg, libc::MSG_NOSIGNAL) })
 }
 
 /// Reads up to `buf.len()` bytes from a Unix socket and the descriptors
 /// that came with them (close-on-exec, so no other command inherits them).
 pub fn recv_with_fds(sock: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<(usize, Vec<OwnedFd>)> {
-    let mut control = [0u64; (CMSG_HDR + 4 * MAX_FDS).div_ceil(8)];
-    let mut iov = IoVec {
-        base: buf.as_mut_ptr().cast(),
-        len: buf.len(),
+    let mut control = Control([0; CONTROL_LEN]);
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
     };
-    let mut msg = MsgHdr {
-        name: std::ptr::null_mut(),
-        namelen: 0,
-        iov: &mut iov,
-        iovlen: 1,
-        control: control.as_mut_ptr().cast(),
-        controllen: std::mem::size_of_val(&control),
-        flags: 0,
-    };
+    let mut msg = msghdr(&mut iov);
+    msg.msg_control = control.0.as_mut_ptr().cast();
+    msg.msg_controllen = CONTROL_LEN as _;
     // SAFETY: every pointer in `msg` points at live buffers above.
-    let n = retry_interrupted(|| unsafe { recvmsg(sock.as_raw_fd(), &mut msg, MSG_CMSG_CLOEXEC) })?;
+    let n = retry_interrupted(|| unsafe {
+        libc::recvmsg(sock.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC)
+    })?;
+    // The kernel set msg_controllen to the bytes of control data it wrote.
+    // (socklen_t on musl, size_t on glibc: hence `as _`.)
+    let controllen: usize = msg.msg_controllen as _;
+    let end = control.0.as_ptr() as usize + controllen;
+    // SAFETY: CMSG_LEN is arithmetic on its argument.
+    let header = unsafe { libc::CMSG_LEN(0) } as usize;
     let mut fds = Vec::new();
-    let mut offset = 0;
-    let base = control.as_ptr().cast::<u8>();
-    // Walk the control messages (CMSG_FIRSTHDR/CMSG_NXTHDR).
-    while offset + CMSG_HDR <= msg.controllen {
-        // SAFETY: offset + CMSG_HDR is within the bytes the kernel filled.
-        let h = unsafe { std::ptr::read_unaligned(base.add(offset).cast::<CmsgHdr>()) };
-        if h.len < CMSG_HDR || offset + h.len > msg.controllen {
-            break;
-        }
-        if h.level == SOL_SOCKET && h.kind == SCM_RIGHTS {
-            for i in 0..(h.len - CMSG_HDR) / 4 {
+    // SAFETY: `msg` describes the control data the kernel wrote;
+    // CMSG_FIRSTHDR gives null or a header wholly within it.
+    let mut h = unsafe { libc::CMSG_FIRSTHDR(&msg) };
+    while !h.is_null() {
+        // SAFETY: `h` is a whole header within the control data.
+        let (level, kind, len) = unsafe { ((*h).cmsg_level, (*h).cmsg_type, (*h).cmsg_len) };
+        if level == libc::SOL_SOCKET && kind == libc::SCM_RIGHTS {
+            let len: usize = len as _;
+            let len = len.min(end - h as usize);
+            // SAFETY: CMSG_DATA is `header` bytes past `h`, within `len`.
+            let data = unsafe { libc::CMSG_DATA(h) }.cast::<RawFd>();
+            for i in 0..len.saturating_sub(header) / std::mem::size_of::<RawFd>() {
                 // SAFETY: within this message's data; the kernel gave us
                 // each descriptor, so we own it.
-                unsafe {
-                    let fd =
-                        std::ptr::read_unaligned(base.add(offset + CMSG_HDR + 4 * i).cast::<i32>());
-                    fds.push(OwnedFd::from_raw_fd(fd));
-                }
+                fds.push(unsafe { OwnedFd::from_raw_fd(data.add(i).read_unaligned()) });
             }
         }
-        offset += h.len.div_ceil(8) * 8;
+        // SAFETY: as for CMSG_FIRSTHDR; CMSG_NXTHDR gives null past the end.
+        h = unsafe { libc::CMSG_NXTHDR(&msg, h) };
     }
-    if msg.flags & MSG_CTRUNC != 0 {
+    if msg.msg_flags & libc::MSG_CTRUNC != 0 {
         return Err(io::Error::other("too many descriptors were passed"));
     }
     Ok((n, fds))
@@ -288,15 +395,14 @@ pub fn recv_with_fds(sock: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<(usize,
 
 /// Waits until `fd` is readable (or closed), at most `timeout`; true if so.
 pub fn wait_readable(fd: BorrowedFd<'_>, timeout: std::time::Duration) -> io::Result<bool> {
-    const POLLIN: i16 = 1;
-    let mut p = PollFd {
+    let mut p = libc::pollfd {
         fd: fd.as_raw_fd(),
-        events: POLLIN,
+        events: libc::POLLIN,
         revents: 0,
     };
     let ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
     // SAFETY: one valid pollfd.
-    let n = unsafe { poll(&mut p, 1, ms) };
+    let n = unsafe { libc::poll(&mut p, 1, ms) };
     match n {
         n if n > 0 => Ok(true),
         0 => Ok(false),
@@ -314,6 +420,14 @@ pub fn wait_readable(fd: BorrowedFd<'_>, timeout: std::time::Duration) -> io::Re
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::fd::AsFd;
+
+    fn scratch(name: &str) -> std::path::PathBuf {
+        let d = std::env::temp_dir().join(format!("lns-sys-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
 
     #[test]
     fn exit_code_of_a_signalled_process_is_128_plus_signal() {
@@ -330,7 +444,6 @@ mod tests {
     #[test]
     fn descriptors_pass_over_a_socket_pair() {
         use std::io::{Read, Write};
-        use std::os::fd::AsFd;
         let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
         let (mut r, mut w) = std::io::pipe().unwrap();
         let n = send_with_fds(a.as_fd(), b"hi", &[w.as_fd(), r.as_fd()]).unwrap();
@@ -350,6 +463,17 @@ mod tests {
     }
 
     #[test]
+    fn data_without_descriptors_passes_and_none_come_out() {
+        let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+        assert_eq!(send_with_fds(a.as_fd(), b"plain", &[]).unwrap(), 5);
+        let mut buf = [0u8; 8];
+        let (n, fds) = recv_with_fds(b.as_fd(), &mut buf).unwrap();
+        assert_eq!((&buf[..n], fds.len()), (&b"plain"[..], 0));
+        let quiet = wait_readable(b.as_fd(), std::time::Duration::from_millis(10)).unwrap();
+        assert!(!quiet, "nothing more to read");
+    }
+
+    #[test]
     fn identities_name_live_processes_only() {
         assert!(identity_alive(&self_identity()));
         let pid = std::process::id();
@@ -359,5 +483,107 @@ mod tests {
         let id = format!("{}:{}", child.id(), process_start(child.id()).unwrap_or(0));
         child.wait().unwrap();
         assert!(!identity_alive(&id));
+    }
+
+    #[test]
+    fn open_no_symlinks_refuses_a_symlink_anywhere_on_the_path() {
+        let dir = std::env::temp_dir().join(format!("lns-sys-walk-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("real/inner")).unwrap();
+        std::os::unix::fs::symlink(dir.join("real"), dir.join("link")).unwrap();
+        let dir = std::fs::canonicalize(&dir).unwrap();
+        let f = open_no_symlinks(&dir.join("real/inner")).unwrap();
+        let want = std::fs::metadata(dir.join("real/inner")).unwrap();
+        use std::os::unix::fs::MetadataExt;
+        assert_eq!(f.metadata().unwrap().ino(), want.ino());
+        for through in ["link", "link/inner"] {
+            let e = open_no_symlinks(&dir.join(through)).unwrap_err();
+            assert_eq!(e.raw_os_error(), Some(libc::ELOOP), "{through}");
+        }
+        assert!(open_no_symlinks(&dir.join("real/../real")).is_err());
+    }
+
+    #[test]
+    fn parent_of_a_child_is_this_process() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("10")
+            .spawn()
+            .unwrap();
+        let parent = parent_pid(child.id());
+        assert_eq!(live_parent(child.id()), parent);
+        child.kill().unwrap();
+        // Killed but not yet reaped: a zombie, which has no live parent.
+        let zombie = (0..200).any(|_| {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+            live_parent(child.id()).is_none()
+        });
+        child.wait().unwrap();
+        assert_eq!(parent, Some(std::process::id()));
+        assert!(zombie, "a zombie is not alive");
+        assert_eq!(parent_pid(u32::MAX), None, "no such process");
+    }
+
+    #[test]
+    fn the_peer_of_a_socket_pair_is_this_process() {
+        let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+        assert_eq!(peer_pid(a.as_fd()).unwrap(), std::process::id() as i32);
+        let (r, _w) = std::io::pipe().unwrap();
+        assert!(peer_pid(r.as_fd()).is_err(), "a pipe has no peer");
+    }
+
+    #[test]
+    fn a_pipe_is_a_pipe_and_a_file_is_not() {
+        let (r, w) = std::io::pipe().unwrap();
+        assert!(is_pipe_or_socket(r.as_fd()).unwrap());
+        assert!(is_pipe_or_socket(w.as_fd()).unwrap());
+        let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+        assert!(is_pipe_or_socket(a.as_fd()).unwrap(), "a socket");
+        let file = std::fs::File::open(std::env::current_exe().unwrap()).unwrap();
+        assert!(!is_pipe_or_socket(file.as_fd()).unwrap());
+        let null = std::fs::File::open("/dev/null").unwrap();
+        assert!(!is_pipe_or_socket(null.as_fd()).unwrap(), "a device");
+        assert!(is_dev_null(null.as_fd()) && !is_dev_null(file.as_fd()));
+        let zero = std::fs::File::open("/dev/zero").unwrap();
+        assert!(!is_dev_null(zero.as_fd()), "another device");
+    }
+
+    #[test]
+    fn open_path_nofollow_refuses_to_follow_a_symlink() {
+        let dir = scratch("nofollow");
+        std::fs::write(dir.join("target"), "x").unwrap();
+        std::os::unix::fs::symlink("target", dir.join("link")).unwrap();
+        let link = open_path_nofollow(&dir.join("link")).unwrap();
+        assert!(link.metadata().unwrap().file_type().is_symlink());
+        let target = open_path_nofollow(&dir.join("target")).unwrap();
+        assert!(target.metadata().unwrap().is_file());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_process_made_not_dumpable_is_not_dumpable() {
+        // In a forked child, so this test process stays dumpable.
+        // SAFETY: the child makes only async-signal-safe calls (prctl,
+        // _exit) and never returns into the test harness.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0, "fork: {}", io::Error::last_os_error());
+        if pid == 0 {
+            // SAFETY: PR_GET_DUMPABLE takes no argument.
+            let before = unsafe { libc::prctl(libc::PR_GET_DUMPABLE) };
+            let made = set_not_dumpable().is_ok();
+            // SAFETY: as above.
+            let after = unsafe { libc::prctl(libc::PR_GET_DUMPABLE) };
+            let code = if before != 0 && made && after == 0 {
+                0
+            } else {
+                1
+            };
+            // SAFETY: ends the child without running the parent's exit code.
+            unsafe { libc::_exit(code) };
+        }
+        let mut status = 0;
+        // SAFETY: waits for our own child, into a live int.
+        let waited = unsafe { libc::waitpid(pid, &mut status, 0) };
+        assert_eq!(waited, pid);
+        assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0);
     }
 }

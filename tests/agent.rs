@@ -5,7 +5,6 @@ mod common;
 
 use std::io::{Read, Write};
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::process::Stdio;
 use std::time::Duration;
@@ -19,7 +18,7 @@ fn warm_dir(sb: &Sandbox) -> std::path::PathBuf {
         .unwrap()
         .flatten()
         .map(|e| e.path())
-        .filter(|p| p.join("sock").exists())
+        .filter(|p| p.join("inside/sock").exists())
         .collect();
     assert_eq!(dirs.len(), 1, "{dirs:?}");
     dirs.into_iter().next().unwrap()
@@ -96,15 +95,13 @@ both_modes!(another_protocol_gets_a_mismatch_reply, |mode| {
     let sb = Sandbox::private(mode, "agent-mismatch");
     ok(&sb.run(&["true"]));
     // Through /proc/self/fd: the path is longer than a socket address holds.
-    let sock = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(0o10000000) // O_PATH
-        .open(warm_dir(&sb).join("sock/agent"))
-        .unwrap();
+    let sock =
+        lectic_nix_sandbox::sys::open_path_nofollow(&warm_dir(&sb).join("inside/sock/agent"))
+            .unwrap();
     let mut s = UnixStream::connect(format!("/proc/self/fd/{}", sock.as_raw_fd())).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     s.write_all(b"LNS0\0\0\0\0").unwrap();
     let mut reply = Vec::new();
     s.read_to_end(&mut reply).unwrap();
-    assert_eq!(reply, b"V\0");
+    assert_eq!(reply, b"R\0V\0", "ready, then the mismatch");
 });

@@ -180,7 +180,7 @@ fn limits_enforced_or_said(sb: &Sandbox) -> bool {
     }
     let text = ok(&sb.run(&["--doctor"]));
     assert!(
-        text.contains("rootless containers get no resource limits"),
+        text.contains("rootless containers get no memory or CPU limits"),
         "{text}"
     );
     false
@@ -202,9 +202,7 @@ fn limits_enforced(mode: Mode) -> bool {
 
 each_path!(a_fork_bomb_stops_at_the_pids_limit, |mode| {
     let sb = Sandbox::new(mode, "esc-fork");
-    if !limits_enforced_or_said(&sb) {
-        return;
-    }
+    // Rootless on cgroup v1, ulimit nproc holds the limit.
     // Forks until refused (each child lives 5 s); the outer shell counts
     // with builtins only, since forking is what fails.
     let script = "sh -c 'i=0; while [ $i -lt 500 ]; do sleep 5 & i=$((i+1)); echo $i > /tmp/n; done' 2>/dev/null; \

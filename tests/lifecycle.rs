@@ -409,7 +409,7 @@ both_modes!(
             .cache
             .join("nix-sandbox/warm")
             .join(&names[0])
-            .join("last-use");
+            .join("inside/last-use");
         assert!(!stamp.exists(), "stale stamp {stamp:?} left");
     }
 );
@@ -433,11 +433,11 @@ both_modes!(
         assert_eq!(ok(&sb.run(&["echo", "again"])), "again\n");
         // A container with no stamp: the next call replaces it.
         let dir = warm_dir(&sb);
-        std::fs::remove_file(dir.join("last-use")).unwrap();
+        std::fs::remove_file(dir.join("inside/last-use")).unwrap();
         assert_eq!(ok(&sb.run(&["echo", "replaced"])), "replaced\n");
         assert_eq!(ps_names(&sb).len(), 1);
         // And --prune removes one that no call comes back to.
-        std::fs::remove_file(dir.join("last-use")).unwrap();
+        std::fs::remove_file(dir.join("inside/last-use")).unwrap();
         ok(&sb.run(&["--prune"]));
         assert!(eventually(Duration::from_secs(30), || ps_names(&sb).is_empty()));
         // A record whose image is gone (covered in sandbox.rs) and the rest

@@ -13,31 +13,44 @@
 //! stop.rs); a caller that goes away (even SIGKILLed: its socket closes)
 //! has its command's processes killed.
 //!
-//! It also owns the idle TTL exactly as the shell watcher does (see
-//! container/watcher.rs): `alive.lock` held for life, exit only while
-//! holding `use.lock` exclusively, and only once `last-use` is older than
-//! `ttl`. Exiting stops the container, and `--rm` removes it.
+//! What a call started does not outlive it: before it reports the exit
+//! status, the agent kills every leftover process of the container (see
+//! [`reap`]) but for those of calls still running and of calls that asked
+//! to keep theirs (`--keep-processes`).
+//!
+//! It also owns the idle TTL: it reads `last-use` and `ttl` from the
+//! read-only state mount and exits once the container is idle past its
+//! TTL and no connection is open. It holds no lock of the host's: a
+//! command could hold any lock the agent can reach. Instead a connection
+//! counts as a call from the moment the agent accepts it and says ready;
+//! a call that connects while the agent is ending sees the connection
+//! close before ready and makes a new container.
+//!
+//! Commands run as the agent's uid, so the agent makes itself non-dumpable:
+//! they can neither ptrace it nor take its listening socket, and the host
+//! checks (SO_PEERCRED) that whoever answers on the socket is the process
+//! it started.
 
 pub mod binary;
 pub mod wire;
 
+use std::collections::{HashMap, HashSet};
 use std::ffi::OsString;
 use std::io::Write;
 use std::net::Shutdown;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::fs::FileTypeExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::Command;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use crate::container::stamp::{AGENT_FILE, WarmDir};
 use crate::container::watcher::MOUNT;
 use crate::error::{Error, IoContext, Result};
-use crate::lock::{self, Mode};
 use crate::stop::{self, CALL_VAR};
 use crate::sys;
 use wire::BadRequest;
@@ -46,54 +59,60 @@ use wire::BadRequest;
 /// it is checked before the command line is parsed, and only as argv[1]).
 pub const ARG: &str = "--internal-agent";
 
-/// How long to wait for the previous owner of `alive.lock` to let go.
-const ALIVE_LIMIT: Duration = Duration::from_secs(10);
 /// Look at the TTL at least this often, so a lowered TTL is noticed.
 const RECHECK: Duration = Duration::from_secs(10);
 /// Threads per call only read a socket and wait; they need little stack.
 const CALL_STACK: usize = 128 << 10;
+/// How long killing a call's leftovers may take (a fork loop is killed
+/// round by round).
+const REAP_LIMIT: Duration = Duration::from_secs(1);
 
 /// The container's command for an agent.
 pub fn command() -> Vec<String> {
     vec![format!("{MOUNT}/{AGENT_FILE}"), ARG.into()]
 }
 
+/// The calls the agent serves.
+#[derive(Default)]
+struct Calls {
+    /// Open connections: the agent does not end itself while there is one.
+    open: AtomicUsize,
+    /// The running commands: their pid and call id.
+    running: Mutex<Vec<(i32, String)>>,
+    /// Calls whose processes may outlive them.
+    kept: Mutex<HashSet<String>>,
+}
+
+/// Counts a connection as open for as long as it lives.
+struct Open(Arc<Calls>);
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.0.open.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 /// Runs the agent until the container has been idle past its TTL.
 pub fn serve() -> Result<()> {
+    sys::set_not_dumpable().map_err(|e| Error::os("cannot make the agent non-dumpable", e))?;
     let dir = WarmDir::at(Path::new(MOUNT));
-    let start = Instant::now();
-    let alive = loop {
-        if let Some(l) = lock::try_acquire_existing(&dir.alive_lock(), Mode::Exclusive)? {
-            break l;
-        }
-        if start.elapsed() > ALIVE_LIMIT {
-            return Err(Error::usage("alive.lock is held by someone else"));
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
     let path = dir.socket();
     let _ = std::fs::remove_file(&path);
     let listener = UnixListener::bind(&path).with_path("cannot listen on", &path)?;
     // What podman gave the container is what `podman exec` would give.
     let base_env: Arc<Vec<(OsString, OsString)>> = Arc::new(std::env::vars_os().collect());
+    let calls = Arc::new(Calls::default());
     loop {
         let wait = match dir.left() {
             Some(left) => left.min(RECHECK) + Duration::from_millis(50),
-            None => {
-                // Only while no call holds `use.lock`, and still idle then.
-                if let Some(_last) = lock::try_acquire_existing(&dir.use_lock(), Mode::Exclusive)?
-                    && dir.expired()
-                {
-                    // Closed before the use lock goes: a call that gets the
-                    // lock next must find no one listening, not a backlog
-                    // nobody serves.
-                    drop(listener);
-                    let _ = std::fs::remove_file(&path);
-                    drop(alive);
-                    return Ok(());
-                }
-                RECHECK
+            None if calls.open.load(Ordering::SeqCst) == 0 => {
+                // A call that connected meanwhile sees its connection
+                // close before ready, and makes a new container.
+                drop(listener);
+                let _ = std::fs::remove_file(&path);
+                return Ok(());
             }
+            None => RECHECK,
         };
         if !sys::wait_readable(listener.as_fd(), wait).map_err(|e| Error::os("poll", e))? {
             continue;
@@ -106,18 +125,27 @@ pub fn serve() -> Result<()> {
                 continue;
             }
         };
+        calls.open.fetch_add(1, Ordering::SeqCst);
+        let open = Open(Arc::clone(&calls));
+        if wire::send(&conn, wire::READY, 0).is_err() {
+            continue;
+        }
         let env = Arc::clone(&base_env);
         let spawned = std::thread::Builder::new()
             .stack_size(CALL_STACK)
-            .spawn(move || serve_call(conn, &env));
+            .spawn(move || {
+                serve_call(conn, &env, &open.0);
+                drop(open);
+            });
         if let Err(e) = spawned {
             eprintln!("lectic-nix-sandbox agent: cannot start a thread: {e}");
         }
     }
 }
 
-/// One call: start the command, watch the socket, report the status.
-fn serve_call(conn: UnixStream, base_env: &[(OsString, OsString)]) {
+/// One call: start the command, watch the socket, kill what it left
+/// behind, report the status.
+fn serve_call(conn: UnixStream, base_env: &[(OsString, OsString)], calls: &Calls) {
     let (req, [stdin, stdout, stderr]) = match wire::read_request(&conn) {
         Ok(r) => r,
         Err(BadRequest::Mismatch) => {
@@ -138,7 +166,17 @@ fn serve_call(conn: UnixStream, base_env: &[(OsString, OsString)]) {
         .stdout(stdout)
         .stderr(stderr)
         .process_group(0);
+    if req.keep {
+        lock(&calls.kept).insert(req.call_id.clone());
+    }
+    // Spawned and listed under one lock, which a reaping call holds for a
+    // whole round: it never sees the command before it is listed.
+    let mut running = lock(&calls.running);
     let spawned = cmd.spawn();
+    if let Ok(child) = &spawned {
+        running.push((child.id() as i32, req.call_id.clone()));
+    }
+    drop(running);
     // Our copies of the caller's pipes must go, or its reader never sees EOF.
     drop(cmd);
     let mut child = match spawned {
@@ -169,12 +207,19 @@ fn serve_call(conn: UnixStream, base_env: &[(OsString, OsString)]) {
         Err(_) => 125,
     };
     exited.store(true, Ordering::SeqCst);
-    let _ = wire::send(&conn, wire::EXIT, code as u8);
-    // Wakes the watcher if the caller is still there and quiet.
+    lock(&calls.running).retain(|(pid, _)| *pid != group);
+    // A stop the caller asked for finishes first (it may still be killing
+    // what the command started), then whatever is left goes.
     let _ = conn.shutdown(Shutdown::Read);
     if let Ok(w) = watch {
         let _ = w.join();
     }
+    reap(calls);
+    let _ = wire::send(&conn, wire::EXIT, code as u8);
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Passes the caller's signal on; kills the call if the caller vanishes
@@ -197,6 +242,48 @@ fn watch_caller(conn: &UnixStream, group: i32, call_id: &str, exited: &AtomicBoo
     }
 }
 
+/// Kills every process of the container that no running call accounts
+/// for: orphans (their parent gone, they hang under init, pid 1) and what
+/// they started, unless they carry the mark of a running or kept call.
+/// Not the agent, not init, not `podman exec` sessions (whose parent is
+/// outside the container: 0 here). A leftover that dropped its call's mark
+/// (`env -i`, say) belongs to no call and goes.
+fn reap(calls: &Calls) {
+    let me = std::process::id() as i32;
+    stop::kill_until_none(REAP_LIMIT, || {
+        // Not while a call starts its command: it is listed as it starts.
+        let running = lock(&calls.running);
+        let mut spared: HashSet<String> = lock(&calls.kept).clone();
+        spared.extend(running.iter().map(|(_, id)| id.clone()));
+        let table = stop::process_table();
+        table
+            .keys()
+            .copied()
+            .filter(|&pid| pid != 1 && pid != me)
+            .filter(|&pid| leftover(pid, me, &table, &running))
+            .filter(|&pid| !stop::marked_with_any(pid, &spared))
+            .collect()
+    });
+}
+
+/// Whether `pid` hangs under init (or under the agent) rather than under a
+/// running call or an exec session.
+fn leftover(pid: i32, me: i32, parents: &HashMap<i32, i32>, running: &[(i32, String)]) -> bool {
+    let mut p = pid;
+    for _ in 0..parents.len() + 1 {
+        if running.iter().any(|(r, _)| *r == p) {
+            return false;
+        }
+        match parents.get(&p) {
+            Some(&1) => return true,
+            Some(&parent) if parent == me => return true,
+            Some(&0) | None => return false,
+            Some(&parent) => p = parent,
+        }
+    }
+    false
+}
+
 /// Says on the command's stderr why it could not start, as a shell would;
 /// returns 127 (not found) or 126 (cannot be executed).
 fn cannot_run(program: &OsString, e: &std::io::Error, stderr: Option<OwnedFd>) -> i32 {
@@ -214,19 +301,67 @@ fn cannot_run(program: &OsString, e: &std::io::Error, stderr: Option<OwnedFd>) -
     code
 }
 
+/// How long an agent may take to say it is ready.
+pub const READY_LIMIT: Duration = Duration::from_secs(10);
+
 /// Connects to the agent's socket at `path` without following a symlink
 /// the container may have put there (it can write that directory): the
 /// socket inode is opened with O_PATH|O_NOFOLLOW, checked, and connected to
 /// through /proc/self/fd, which also spares the 108-byte path limit.
-pub fn connect(path: &Path) -> std::io::Result<UnixStream> {
-    const O_PATH: i32 = 0o10000000;
-    const O_NOFOLLOW: i32 = 0o400000;
-    let f = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(O_PATH | O_NOFOLLOW)
-        .open(path)?;
+/// Returns the connection and the pid of whoever listens on it.
+pub fn connect(path: &Path) -> std::io::Result<(UnixStream, i32)> {
+    let f = sys::open_path_nofollow(path)?;
     if !f.metadata()?.file_type().is_socket() {
         return Err(std::io::Error::other("not a socket"));
     }
-    UnixStream::connect(format!("/proc/self/fd/{}", f.as_raw_fd()))
+    use std::os::fd::AsRawFd;
+    let conn = UnixStream::connect(format!("/proc/self/fd/{}", f.as_raw_fd()))?;
+    let pid = sys::peer_pid(conn.as_fd())?;
+    Ok((conn, pid))
+}
+
+/// Waits (at most [`READY_LIMIT`]) for the agent to say it took the
+/// connection as a call.
+pub fn await_ready(conn: &UnixStream) -> std::io::Result<()> {
+    conn.set_read_timeout(Some(READY_LIMIT))?;
+    let said = wire::receive(conn)?;
+    conn.set_read_timeout(None)?;
+    match said {
+        Some((wire::READY, _)) => Ok(()),
+        Some(_) => Err(std::io::Error::other("an unexpected greeting")),
+        None => Err(std::io::Error::other("the agent closed the connection")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn leftovers_are_what_hangs_under_init_or_an_ended_call() {
+        let me = 2;
+        let running = vec![(10, "a".to_owned())];
+        let parents: HashMap<i32, i32> = [
+            (1, 0),   // init
+            (10, me), // a running call
+            (11, 10), // and what it started
+            (12, 1),  // an orphan
+            (13, 12), // and what it started
+            (14, 0),  // a `podman exec` session
+            (15, 14),
+            (16, me), // a call that has ended
+        ]
+        .into_iter()
+        .collect();
+        let left: Vec<i32> = {
+            let mut v: Vec<i32> = parents
+                .keys()
+                .copied()
+                .filter(|&p| p != 1 && leftover(p, me, &parents, &running))
+                .collect();
+            v.sort();
+            v
+        };
+        assert_eq!(left, [12, 13, 16]);
+    }
 }

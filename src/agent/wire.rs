@@ -1,12 +1,15 @@
 //! What a call and the agent say to each other over the agent's socket.
 //!
-//! The call sends one request: [`MAGIC`], a little-endian u32 length, then
-//! NUL-terminated fields (cwd, call id, argc, argv..., NAME=VALUE...), with
-//! its stdin, stdout and stderr attached to the first byte (SCM_RIGHTS).
-//! Then each side sends two-byte messages: the call `S` + signal number,
-//! the agent `X` + the exit status (0-255, 128+N for signal N). The agent
-//! closes the connection once the command and any stop it was asked for
-//! are done. A magic the agent does not know gets `V` and a close.
+//! On accepting a connection the agent sends `R` 0 (ready): from then on
+//! it counts the connection as a call and will not end itself. The call
+//! sends one request: [`MAGIC`], a little-endian u32 length, then
+//! NUL-terminated fields (cwd, call id, `keep` or empty, argc, argv...,
+//! NAME=VALUE...), with its stdin, stdout and stderr attached to the first
+//! byte (SCM_RIGHTS). Then each side sends two-byte messages: the call
+//! `S` and a signal number, the agent `X` and the exit status (0-255,
+//! 128+N for signal N). The agent closes the connection once the command, any stop
+//! it was asked for and the call's leftover processes are done. A magic
+//! the agent does not know gets `V` and a close.
 
 use std::ffi::{OsStr, OsString};
 use std::io::{self, Read, Write};
@@ -18,10 +21,11 @@ use std::path::PathBuf;
 use crate::sys;
 
 /// Names this protocol; a change of the protocol changes it.
-pub const MAGIC: &[u8; 4] = b"LNS1";
+pub const MAGIC: &[u8; 4] = b"LNS2";
 /// Requests larger than this are refused (ARG_MAX is 2 MiB).
 const MAX_REQUEST: usize = 8 << 20;
 
+pub const READY: u8 = b'R';
 pub const SIGNAL: u8 = b'S';
 pub const EXIT: u8 = b'X';
 pub const MISMATCH: u8 = b'V';
@@ -31,12 +35,30 @@ pub const MISMATCH: u8 = b'V';
 pub struct Request {
     pub cwd: PathBuf,
     pub call_id: String,
+    /// Whether the call's processes may outlive it (`--keep-processes`).
+    pub keep: bool,
     pub argv: Vec<OsString>,
     pub env: Vec<(OsString, OsString)>,
 }
 
 impl Request {
-    fn encode(&self) -> Vec<u8> {
+    /// The request's bytes; None if a field holds a NUL, which would split
+    /// it into fields of its own (a variable the caller never set).
+    fn encode(&self) -> Option<Vec<u8>> {
+        let strings = [self.cwd.as_os_str(), OsStr::new(&self.call_id)];
+        let env = self
+            .env
+            .iter()
+            .flat_map(|(k, v)| [k.as_os_str(), v.as_os_str()]);
+        let all = strings
+            .into_iter()
+            .chain(self.argv.iter().map(OsString::as_os_str))
+            .chain(env);
+        if all.clone().any(|f| f.as_bytes().contains(&0))
+            || self.env.iter().any(|(k, _)| k.as_bytes().contains(&b'='))
+        {
+            return None;
+        }
         let mut body = Vec::new();
         let mut field = |b: &[u8]| {
             body.extend_from_slice(b);
@@ -44,6 +66,7 @@ impl Request {
         };
         field(self.cwd.as_os_str().as_bytes());
         field(self.call_id.as_bytes());
+        field(if self.keep { b"keep" } else { b"" });
         field(self.argv.len().to_string().as_bytes());
         for a in &self.argv {
             field(a.as_bytes());
@@ -54,7 +77,7 @@ impl Request {
         let mut out = MAGIC.to_vec();
         out.extend_from_slice(&(body.len() as u32).to_le_bytes());
         out.extend_from_slice(&body);
-        out
+        Some(out)
     }
 
     fn decode(body: &[u8]) -> Option<Request> {
@@ -62,6 +85,11 @@ impl Request {
         let mut fields = body.split(|&b| b == 0);
         let cwd = PathBuf::from(OsStr::from_bytes(fields.next()?));
         let call_id = String::from_utf8(fields.next()?.to_vec()).ok()?;
+        let keep = match fields.next()? {
+            b"keep" => true,
+            b"" => false,
+            _ => return None,
+        };
         let argc: usize = std::str::from_utf8(fields.next()?).ok()?.parse().ok()?;
         let argv: Vec<OsString> = fields
             .by_ref()
@@ -83,6 +111,7 @@ impl Request {
         Some(Request {
             cwd,
             call_id,
+            keep,
             argv,
             env,
         })
@@ -91,7 +120,12 @@ impl Request {
 
 /// Sends the request with our stdin, stdout and stderr attached.
 pub fn send_request(sock: &UnixStream, req: &Request) -> io::Result<()> {
-    let bytes = req.encode();
+    let bytes = req.encode().ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "a NUL byte (or `=` in a name) in the request",
+        )
+    })?;
     let (i, o, e) = (io::stdin(), io::stdout(), io::stderr());
     let fds = [i.as_fd(), o.as_fd(), e.as_fd()];
     let sent = sys::send_with_fds(sock.as_fd(), &bytes, &fds)?;
@@ -153,6 +187,7 @@ mod tests {
         Request {
             cwd: "/work dir".into(),
             call_id: "abc".into(),
+            keep: true,
             argv: vec!["sh".into(), "-c".into(), "echo a=b".into(), "".into()],
             env: vec![("A".into(), "x=y".into()), ("EMPTY".into(), "".into())],
         }
@@ -160,9 +195,19 @@ mod tests {
 
     #[test]
     fn a_request_survives_encoding_including_empty_and_equals_signs() {
-        let bytes = request().encode();
+        let bytes = request().encode().unwrap();
         assert_eq!(&bytes[..4], MAGIC);
         assert_eq!(Request::decode(&bytes[8..]), Some(request()));
+    }
+
+    #[test]
+    fn a_nul_in_a_value_cannot_smuggle_a_variable() {
+        let mut r = request();
+        r.env.push(("A".into(), "x\0LECTIC_INJECTED=evil".into()));
+        assert_eq!(r.encode(), None);
+        let mut r = request();
+        r.argv.push("a\0b".into());
+        assert_eq!(r.encode(), None);
     }
 
     #[test]
@@ -170,12 +215,14 @@ mod tests {
         for body in [
             &b""[..],
             b"/\0id\0",
-            b"/\0id\x002\0only-one\0",
-            b"/\0id\x000\0",
+            b"/\0id\0\x002\0only-one\0",
+            b"/\0id\0\x000\0",
+            b"/\0id\0maybe\x001\0sh\0",
         ] {
             assert_eq!(Request::decode(body), None, "{body:?}");
         }
-        assert_eq!(Request::decode(b"/\0id\x001\0sh\0NOEQUALS\0"), None);
+        assert_eq!(Request::decode(b"/\0id\0\x001\0sh\0NOEQUALS\0"), None);
+        assert!(Request::decode(b"/\0id\0\x001\0sh\0").is_some());
     }
 
     #[test]

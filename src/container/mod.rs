@@ -15,20 +15,21 @@ pub mod prune;
 pub mod stamp;
 pub mod watcher;
 
+use std::collections::{HashMap, HashSet};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::cli::ExecVia;
-use crate::config::{Config, Hardening, Volume};
+use crate::config::{Checked, Config, Hardening, Volume};
 use crate::digest::Key;
 use crate::error::{Error, IoContext, Result};
 use crate::lock::{self, Lock, Mode};
 use crate::store::Podman;
-use crate::{agent, develop, fsutil, image, verbose};
+use crate::{agent, develop, fsutil, image, stop, sys, verbose};
 
 use crate::image::record::Record;
-use stamp::{AGENT_FILE, SOCKET_DIR, WarmDir};
+use stamp::{AGENT_FILE, Main, SOCKET_DIR, WarmDir};
 
 pub const PREFIX: &str = "lectic-nix-sandbox-";
 /// Every container of ours carries this label (and the name prefix).
@@ -38,6 +39,11 @@ pub const HOME_TARGET: &str = "/home/sandbox";
 
 /// How long a call waits for a warm container's use or create lock.
 const WARM_LOCK_LIMIT: Duration = Duration::from_secs(600);
+/// How long a call on the watcher path waits for `busy.lock`, which only a
+/// command holding it exclusively would keep from it.
+const BUSY_LIMIT: Duration = Duration::from_secs(2);
+/// The size of the tmpfs at /run (which holds only our state mount).
+const RUN_SIZE: &str = "64m";
 /// How long a new container's agent or watcher may take to show it is alive.
 const START_LIMIT: Duration = Duration::from_secs(10);
 
@@ -61,6 +67,13 @@ pub struct Spec {
     /// With --nix-develop: the host's daemon socket and the Nix client
     /// configuration to mount (see develop.rs).
     pub nix_daemon: Option<NixDaemon>,
+    /// What sets the command's environment, apart from the values of
+    /// passed host variables (see `env::identity`): tools with different
+    /// secrets get different containers and HOMEs.
+    pub env_identity: Option<String>,
+    /// The mount sources as they were checked, verified in the new
+    /// container before it runs anything (see `verify_mounts`).
+    pub checked: Vec<Checked>,
 }
 
 /// What a dev shell needs of the host's Nix.
@@ -95,6 +108,8 @@ impl Spec {
                 (ExecVia::Podman, _) => None,
             },
             nix_daemon: None,
+            env_identity: cfg.env_identity.clone(),
+            checked: cfg.checked.clone(),
         };
         if cfg.develop.is_some() {
             // The host's /nix/store replaces the image's inside: it must
@@ -133,6 +148,10 @@ impl Spec {
             k.field("volume", v.podman_arg().as_bytes());
         }
         k.field("network", if self.allow_net { b"on" } else { b"off" });
+        // Only when set, so a plain configuration keeps its HOME.
+        if let Some(id) = &self.env_identity {
+            k.field("env", id.as_bytes());
+        }
         if let Some(d) = &self.nix_daemon {
             k.field("nix-daemon", d.socket.as_os_str().as_encoded_bytes());
         }
@@ -150,13 +169,14 @@ impl Spec {
             if let Some(d) = &self.nix_daemon {
                 k.field("nix-daemon-socket", &d.socket_id.to_le_bytes());
             }
-            // Which main process, and which agent protocol it speaks.
+            // Which main process, which agent protocol it speaks, and
+            // which layout of the state mount it expects.
             k.field(
                 "main",
                 if self.agent.is_some() {
                     agent::wire::MAGIC
                 } else {
-                    b"watcher"
+                    watcher::VERSION
                 },
             );
         }
@@ -183,17 +203,27 @@ impl Spec {
             a.push("--security-opt=no-new-privileges".into());
         }
         if h.read_only {
-            // Podman then puts tmpfs on /run and /var/tmp (and /tmp, below).
             a.push("--read-only".into());
         }
+        // Bounded, or a command could fill the host's memory through them.
+        for dir in ["/tmp", "/var/tmp"] {
+            a.push(format!(
+                "--tmpfs={dir}:rw,nosuid,nodev,mode=1777,size={}",
+                h.tmp_size
+            ));
+        }
         a.push(format!(
-            "--tmpfs=/tmp:rw,nosuid,nodev,mode=1777,size={}",
-            h.tmp_size
+            "--tmpfs=/run:rw,nosuid,nodev,mode=755,size={RUN_SIZE}"
         ));
         a.push(format!(
             "--pids-limit={}",
             h.pids_limit.map_or(-1, |n| n as i64)
         ));
+        if let (Some(n), true) = (h.pids_limit, h.pids_via_ulimit) {
+            // Rootless on cgroup v1 Podman cannot set the pids limit; the
+            // process limit of the container's user namespace holds it.
+            a.push(format!("--ulimit=nproc={n}:{n}"));
+        }
         if let Some(m) = &h.memory {
             a.push(format!("--memory={m}"));
         }
@@ -271,10 +301,18 @@ pub struct Warm {
     /// A connection to its agent, if it has one.
     pub agent: Option<UnixStream>,
     dir: WarmDir,
+    _busy: Option<Lock>,
     _in_use: Lock,
 }
 
 impl Warm {
+    /// Lets the processes of call `id` outlive it (see `reap_leftovers`).
+    pub fn keep_call(&self, id: &str) {
+        if let Err(e) = self.dir.keep_call(id) {
+            verbose!("cannot record that call {id} keeps its processes: {e}");
+        }
+    }
+
     /// Records the end of a use: the idle TTL counts from here.
     pub fn touch(&self) {
         if let Err(e) = self.dir.touch() {
@@ -326,26 +364,47 @@ pub fn is_warm_name(name: &str) -> bool {
 /// Makes sure the warm container for `spec` runs and marks it in use.
 ///
 /// The use lock (shared) comes first and is all a call needs when the
-/// container runs, so parallel calls do not queue. Under it, the main
-/// process cannot decide to exit, so a container is alive exactly when its
-/// agent answers on its socket (and that connection is the call's), or its
-/// watcher holds `alive.lock` (both let go of it only as they exit). So no
-/// Podman process is needed to know the container runs, and a call never
-/// execs into a dying container. A container with neither is asked about
-/// with `podman inspect`. Only a dead, missing or stopped container is made
-/// anew, under the create lock.
+/// container runs, so parallel calls do not queue; pruning takes it
+/// exclusively, and the container cannot reach it. A container is alive
+/// exactly when its agent, the process recorded at creation (SO_PEERCRED),
+/// answers on its socket and says ready (from then on it counts the
+/// connection as a call and will not end itself), or when its watcher
+/// holds `alive.lock` while the call holds `busy.lock` (the watcher lets
+/// go of `alive.lock` only as it exits, and exits only with `busy.lock`
+/// exclusive). So no Podman process is needed to know the container runs,
+/// and a call never execs into a dying container. A container with
+/// neither is asked about with `podman inspect`. Only a dead, missing,
+/// stopped or impersonated container is made anew, under the create lock.
 pub fn ensure_warm(cfg: &Config, podman: &Podman, spec: &Spec) -> Result<Warm> {
     let name = spec.name();
     let dir = WarmDir::new(cfg, &name);
     // Locks are created as they are taken; `prepare` before a creation.
-    fsutil::ensure_dir(dir.path())?;
+    fsutil::ensure_dir(dir.inside())?;
     let in_use = lock::acquire(
         &dir.use_lock(),
         Mode::Shared,
         "the warm container",
         cfg.lock_limit(WARM_LOCK_LIMIT),
     )?;
-    let mut alive = probe(podman, spec, &dir)?;
+    // Only a watcher looks at `busy.lock`. A command inside can hold it
+    // exclusively; then the call waits only briefly and makes a new
+    // container.
+    let watcher = spec.agent.is_none() && spec.watcher;
+    let take_busy = || {
+        lock::acquire(
+            &dir.busy_lock(),
+            Mode::Shared,
+            "the warm container",
+            BUSY_LIMIT,
+        )
+    };
+    let mut busy = if watcher { take_busy().ok() } else { None };
+    let blocked = watcher && busy.is_none();
+    let mut alive = if blocked {
+        Err(State::Stopped)
+    } else {
+        probe(podman, spec, &dir)?
+    };
     if alive.is_err() {
         let _creating = lock::acquire(
             &dir.create_lock(),
@@ -354,15 +413,21 @@ pub fn ensure_warm(cfg: &Config, podman: &Podman, spec: &Spec) -> Result<Warm> {
             cfg.lock_limit(WARM_LOCK_LIMIT),
         )?;
         // Another call may have made it while we waited.
-        alive = probe(podman, spec, &dir)?;
+        if !blocked {
+            alive = probe(podman, spec, &dir)?;
+        }
         if let Err(s) = alive {
             if s != State::Missing {
                 remove(podman, &name)?;
             }
             // The locks and the stamp first: the new container's main
             // process opens and reads them.
+            drop(busy.take());
             dir.prepare()?;
             dir.record(spec, cfg.ttl)?;
+            if watcher {
+                busy = Some(take_busy()?);
+            }
             alive = Ok(create(podman, spec, &dir)?);
         }
     }
@@ -375,6 +440,7 @@ pub fn ensure_warm(cfg: &Config, podman: &Podman, spec: &Spec) -> Result<Warm> {
         name,
         agent: alive.unwrap_or(None),
         dir,
+        _busy: busy,
         _in_use: in_use,
     })
 }
@@ -383,9 +449,14 @@ pub fn ensure_warm(cfg: &Config, podman: &Podman, spec: &Spec) -> Result<Warm> {
 /// one), or in what state it is.
 fn probe(podman: &Podman, spec: &Spec, dir: &WarmDir) -> Result<Result<Option<UnixStream>, State>> {
     if spec.agent.is_some() {
-        return Ok(agent::connect(&dir.socket())
-            .map(Some)
-            .map_err(|_| State::Stopped));
+        return Ok(match agent_connection(dir) {
+            Ok(conn) => Ok(Some(conn)),
+            Err(Some(why)) => {
+                verbose!("{}: {why}; making a new container", dir.name);
+                Err(State::Stopped)
+            }
+            Err(None) => Err(State::Stopped),
+        });
     }
     if spec.watcher {
         return Ok(if watcher_alive(dir)? {
@@ -400,15 +471,36 @@ fn probe(podman: &Podman, spec: &Spec, dir: &WarmDir) -> Result<Result<Option<Un
     })
 }
 
+/// A connection to the container's own agent, ready for a call. Err(None)
+/// when no agent listens; Err(Some(why)) when something else answers on
+/// its socket (a command may put its own listener there) or it does not
+/// say ready in time.
+fn agent_connection(dir: &WarmDir) -> std::result::Result<UnixStream, Option<String>> {
+    let (conn, pid) = agent::connect(&dir.socket()).map_err(|_| None)?;
+    let recorded = dir.main().and_then(|m| m.agent);
+    if recorded.is_none() || recorded != sys::identity(pid as u32) {
+        return Err(Some(format!(
+            "its agent's socket is served by another process (pid {pid})"
+        )));
+    }
+    agent::await_ready(&conn).map_err(|e| Some(format!("its agent did not say ready ({e})")))?;
+    Ok(conn)
+}
+
 /// `podman create` then `podman start`: a call killed in between leaves a
-/// created container, which the next call removes and makes again. Returns
-/// a connection to the new container's agent, if it has one.
+/// created container, which the next call removes and makes again. Before
+/// the container serves a call, its mounts are checked to be what was
+/// checked on the host (see `verify_mounts`). Returns a connection to the
+/// new container's agent, if it has one.
 fn create(podman: &Podman, spec: &Spec, dir: &WarmDir) -> Result<Option<UnixStream>> {
     if !image::image_exists(podman, &spec.image)? {
         return Err(Error::ImageMissing(spec.image.clone()));
     }
     let name = &dir.name;
     verbose!("creating warm container {name}");
+    if spec.hardening.pids_via_ulimit && spec.hardening.pids_limit.is_some() {
+        verbose!("rootless on cgroup v1: the pids limit holds through ulimit nproc");
+    }
     let mut args: Vec<String> = vec![
         "create".into(),
         "--rm".into(),
@@ -418,7 +510,7 @@ fn create(podman: &Podman, spec: &Spec, dir: &WarmDir) -> Result<Option<UnixStre
     args.extend(spec.run_args());
     args.extend([
         "--volume".into(),
-        format!("{}:{}:ro", dir.path().display(), watcher::MOUNT),
+        format!("{}:{}:ro", dir.inside().display(), watcher::MOUNT),
     ]);
     if let Some(exe) = &spec.agent {
         args.extend([
@@ -442,28 +534,162 @@ fn create(podman: &Podman, spec: &Spec, dir: &WarmDir) -> Result<Option<UnixStre
     }
     podman.check("creating the warm container", &args)?;
     podman.check("starting the warm container", ["start", name.as_str()])?;
-    // Calls waiting on the create lock will ask whether it is alive.
-    let start = std::time::Instant::now();
-    loop {
-        match probe(podman, spec, dir)? {
-            Ok(conn) => return Ok(conn),
-            Err(_) if start.elapsed() > START_LIMIT => break,
-            Err(_) => std::thread::sleep(Duration::from_millis(5)),
+    let (main, conn) = match started(podman, spec, dir) {
+        Ok(found) => found,
+        Err(e) => {
+            let _ = remove(podman, name);
+            return Err(e);
+        }
+    };
+    if let Err(e) = verify_mounts(spec, &main) {
+        let _ = remove(podman, name);
+        return Err(e);
+    }
+    dir.set_main(&main)?;
+    if conn.is_none() && spec.agent.is_none() && spec.watcher {
+        // Calls waiting on the create lock will ask whether it is alive.
+        let start = std::time::Instant::now();
+        while !watcher_alive(dir)? {
+            if start.elapsed() > START_LIMIT {
+                verbose!("the watcher of {name} did not start; later calls will replace it");
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
         }
     }
-    if spec.agent.is_some() {
-        return Err(Error::Podman {
-            message: format!(
-                "the agent of warm container {name} did not answer within {START_LIMIT:?}; `--exec-via podman` does without it"
-            ),
-            log: podman
-                .output(["logs", name.as_str()])
-                .map(|o| String::from_utf8_lossy(&o.stderr).into_owned())
-                .unwrap_or_default(),
-        });
+    Ok(conn)
+}
+
+/// Who the new container's init and agent are, and a connection to the
+/// agent. The first process to answer on the fresh socket directory of a
+/// container that runs nothing else is its agent.
+fn started(podman: &Podman, spec: &Spec, dir: &WarmDir) -> Result<(Main, Option<UnixStream>)> {
+    let name = &dir.name;
+    if spec.agent.is_none() {
+        let out = podman.output(["container", "inspect", "--format", "{{.State.Pid}}", name])?;
+        let pid: Option<u32> = String::from_utf8_lossy(&out.stdout).trim().parse().ok();
+        let init = pid.and_then(sys::identity).ok_or_else(|| Error::Podman {
+            message: format!("warm container {name} did not start"),
+            log: String::from_utf8_lossy(&out.stderr).into_owned(),
+        })?;
+        return Ok((Main { init, agent: None }, None));
     }
-    verbose!("the watcher of {name} did not start; later calls will replace it");
-    Ok(None)
+    let start = std::time::Instant::now();
+    loop {
+        if let Ok((conn, pid)) = agent::connect(&dir.socket())
+            && agent::await_ready(&conn).is_ok()
+        {
+            let pid = pid as u32;
+            let init = sys::parent_pid(pid).and_then(sys::identity);
+            if let (Some(init), Some(agent)) = (init, sys::identity(pid)) {
+                return Ok((
+                    Main {
+                        init,
+                        agent: Some(agent),
+                    },
+                    Some(conn),
+                ));
+            }
+        }
+        if start.elapsed() > START_LIMIT {
+            return Err(Error::Podman {
+                message: format!(
+                    "the agent of warm container {name} did not answer within {START_LIMIT:?}; `--exec-via podman` does without it"
+                ),
+                log: podman
+                    .output(["logs", name.as_str()])
+                    .map(|o| String::from_utf8_lossy(&o.stderr).into_owned())
+                    .unwrap_or_default(),
+            });
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Checks, through the new container's root as its init sees it, that
+/// every mount source is the inode that was checked on the host: a
+/// command of another container that swapped a directory for a symlink
+/// between the check and Podman's mount is caught here, before this
+/// container runs anything.
+fn verify_mounts(spec: &Spec, main: &Main) -> Result<()> {
+    let Some(pid) = sys::live_pid(&main.init) else {
+        return Err(Error::usage(
+            "the new warm container ended at once; run with --verbose",
+        ));
+    };
+    for c in &spec.checked {
+        let inside = PathBuf::from(format!("/proc/{pid}/root"))
+            .join(c.target.strip_prefix("/").unwrap_or(&c.target));
+        let seen = std::fs::metadata(&inside).map(|m| {
+            (
+                std::os::unix::fs::MetadataExt::dev(&m),
+                std::os::unix::fs::MetadataExt::ino(&m),
+            )
+        });
+        if seen.ok() != Some(c.id) {
+            return Err(Error::usage(format!(
+                "{} {}: it changed while the container was made (something swapped it, e.g. for a symlink); nothing ran, call again",
+                c.option,
+                c.path.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Kills what a call through `podman exec` left in the container (the
+/// agent does this itself for its calls): every process hanging under the
+/// container's init other than its main process and what that started,
+/// unless it carries the mark of a call that may keep its processes.
+/// Processes of other exec sessions hang under their conmon, outside the
+/// container, and stay.
+pub fn reap_leftovers(warm: &Warm) {
+    let Some(main) = warm.dir.main() else { return };
+    let Some(init) = sys::live_pid(&main.init) else {
+        return;
+    };
+    let init = init as i32;
+    let ns = |pid: i32| std::fs::read_link(format!("/proc/{pid}/ns/pid")).ok();
+    let Some(container_ns) = ns(init) else { return };
+    let kept: HashSet<String> = warm.dir.kept_calls().into_iter().collect();
+    stop::kill_until_none(Duration::from_secs(1), || {
+        let inside: HashMap<i32, i32> = stop::process_table()
+            .into_iter()
+            .filter(|&(pid, _)| pid != init && ns(pid).as_ref() == Some(&container_ns))
+            .collect();
+        // The main process: the agent, or else init's oldest child.
+        let main_pid = main
+            .agent
+            .as_deref()
+            .and_then(sys::live_pid)
+            .map(|p| p as i32)
+            .or_else(|| {
+                inside
+                    .iter()
+                    .filter(|&(_, &pp)| pp == init)
+                    .min_by_key(|&(&pid, _)| sys::process_start(pid as u32))
+                    .map(|(&pid, _)| pid)
+            });
+        // What hangs under init through another child than the main one;
+        // not what hangs under an exec session's conmon (outside).
+        let under_init_not_main = |pid: i32| {
+            let mut p = pid;
+            for _ in 0..=inside.len() {
+                match inside.get(&p) {
+                    Some(&pp) if pp == init => return Some(p) != main_pid,
+                    Some(&pp) => p = pp,
+                    None => return false,
+                }
+            }
+            false
+        };
+        inside
+            .keys()
+            .copied()
+            .filter(|&pid| under_init_not_main(pid))
+            .filter(|&pid| !stop::marked_with_any(pid, &kept))
+            .collect()
+    });
 }
 
 /// Whether the container's watcher runs: it holds `alive.lock` for as long
@@ -507,10 +733,13 @@ mod tests {
                 memory: None,
                 cpus: None,
                 tmp_size: "1g".into(),
+                pids_via_ulimit: false,
             },
             watcher: true,
             agent: Some("/bin/agent".into()),
             nix_daemon: None,
+            env_identity: None,
+            checked: vec![],
         }
     }
 
@@ -518,7 +747,9 @@ mod tests {
     fn name_changes_with_everything_that_shapes_the_container() {
         let base = spec().name();
         assert!(base.starts_with(PREFIX) && base.len() == PREFIX.len() + 16);
-        let variants: [fn(&mut Spec); 13] = [
+        let variants: [fn(&mut Spec); 15] = [
+            |s| s.env_identity = Some("secrets".into()),
+            |s| s.hardening.pids_via_ulimit = true,
             |s| {
                 s.nix_daemon = Some(NixDaemon {
                     socket: "/s".into(),
@@ -597,6 +828,33 @@ mod tests {
         s.rootless = false;
         let a = s.run_args().join(" ");
         assert!(!a.contains("--network") && !a.contains("keep-id"), "{a}");
+    }
+
+    #[test]
+    fn tools_with_other_secrets_get_other_containers_and_homes() {
+        let mut secret = spec();
+        secret.env_identity = Some("env file".into());
+        assert_ne!(secret.name(), spec().name());
+        assert_ne!(secret.key(false), spec().key(false), "HOME's key");
+    }
+
+    #[test]
+    fn every_tmpfs_is_bounded_and_cgroup_v1_rootless_limits_processes_by_ulimit() {
+        let a = spec().run_args().join(" ");
+        for dir in ["/tmp", "/var/tmp"] {
+            assert!(
+                a.contains(&format!("--tmpfs={dir}:rw,nosuid,nodev,mode=1777,size=1g")),
+                "{a}"
+            );
+        }
+        assert!(a.contains(&format!(
+            "--tmpfs=/run:rw,nosuid,nodev,mode=755,size={RUN_SIZE}"
+        )));
+        assert!(!a.contains("--ulimit"), "{a}");
+        let mut s = spec();
+        s.hardening.pids_via_ulimit = true;
+        let a = s.run_args().join(" ");
+        assert!(a.contains("--ulimit=nproc=1024:1024"), "{a}");
     }
 
     #[test]

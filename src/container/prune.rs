@@ -143,7 +143,7 @@ fn reconcile(
             } else {
                 continue;
             };
-            dir.prepare()?;
+            dir.ensure_locks()?;
             let drifted = |d: &WarmDir| -> Result<bool> {
                 Ok(all || !d.stamped() || state(podman, &d.name)? != State::Running)
             };

@@ -1,23 +1,38 @@
-//! A warm container's state directory, `warm/<name>/`, the one place where
-//! the host and the container's watcher (see watcher.rs) meet:
+//! A warm container's state directory, `warm/<name>/`, where the host
+//! keeps what only it may touch, with one subdirectory, `inside/`, that is
+//! all the container sees of it (mounted read-only at the watcher's
+//! `MOUNT`). A command inside can open and lock whatever it sees, so no
+//! lock the host relies on lives there.
+//!
+//! Host only:
 //!
 //! - `use.lock`: held shared by every call for its whole length, taken
-//!   exclusively by whoever removes the container (a pruning call, or the
-//!   watcher inside it). Lock files are never deleted: a waiter that opened
-//!   a deleted one would lock a file nobody else sees.
+//!   exclusively by whoever removes the container (a pruning call). Lock
+//!   files are never deleted: a waiter that opened a deleted one would lock
+//!   a file nobody else sees.
 //! - `create.lock`: held exclusively while a call (re)creates the container.
-//! - `alive.lock`: held exclusively by the container's watcher while it
-//!   lives, so a call can tell a live container without asking Podman.
+//! - `state.json`: what the container was made of, for `--status`;
+//! - `main`: the `pid:start` identity of the container's main process (the
+//!   agent, or catatonit above the watcher), recorded when it was made: a
+//!   process answering on the agent's socket is the agent only if it is
+//!   that process, and leftovers of a call are found below it.
+//! - `kept`: the ids of calls whose processes may outlive them
+//!   (`--keep-processes`), for the `podman exec` path.
+//!
+//! `inside/`, read-only in the container:
+//!
 //! - `last-use`: its mtime is the end of the last call (the stamp);
 //! - `ttl`: the idle TTL in seconds, that of the last call;
-//! - `state.json`: what the container was made of, for `--status`;
-//! - `sock/agent`: the agent's socket (see agent/), and `agent`, where the
-//!   agent binary is mounted.
-//!
-//! The directory is mounted read-only into the container, so the watcher
-//! reads exactly what the host writes.
+//! - `alive.lock`, `busy.lock`: the shell watcher's (see watcher.rs): it
+//!   holds `alive.lock` while it lives, calls hold `busy.lock` shared, and
+//!   it exits only with `busy.lock` exclusive. A command that holds them
+//!   keeps only its own container alive, and only until a call prunes it:
+//!   pruning goes by `use.lock`, which no command can reach.
+//! - `sock/agent`: the agent's socket (see agent/), in a directory mounted
+//!   read-write, and `agent`, where the agent binary is mounted.
 
-use std::os::unix::fs::PermissionsExt;
+use std::io::Write;
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
@@ -29,16 +44,27 @@ use crate::fsutil;
 
 use super::Spec;
 
-/// The agent socket's directory, relative to the state directory (so also
-/// to where that is mounted inside the container).
+/// The part of the state directory the container sees.
+pub const INSIDE_DIR: &str = "inside";
+/// The agent socket's directory, relative to `inside/` (so also to where
+/// that is mounted inside the container).
 pub const SOCKET_DIR: &str = "sock";
 /// Where the agent binary is mounted, relative to the same.
 pub const AGENT_FILE: &str = "agent";
+
+/// A container's init (catatonit, PID 1 inside) and agent, each as a
+/// `pid:start` identity (see `sys::identity`) in the host's pid namespace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Main {
+    pub init: String,
+    pub agent: Option<String>,
+}
 
 #[derive(Debug, Clone)]
 pub struct WarmDir {
     pub name: String,
     dir: PathBuf,
+    inside: PathBuf,
 }
 
 pub fn root(cfg: &Config) -> PathBuf {
@@ -47,22 +73,34 @@ pub fn root(cfg: &Config) -> PathBuf {
 
 impl WarmDir {
     pub fn new(cfg: &Config, name: &str) -> WarmDir {
+        Self::host(name, root(cfg).join(name))
+    }
+
+    fn host(name: &str, dir: PathBuf) -> WarmDir {
         WarmDir {
             name: name.to_owned(),
-            dir: root(cfg).join(name),
+            inside: dir.join(INSIDE_DIR),
+            dir,
         }
     }
 
-    /// The directory at `dir`, as the agent sees it inside the container.
+    /// The directory as the agent sees it inside the container: `inside/`
+    /// mounted at `dir`, and nothing of the host's part.
     pub fn at(dir: &Path) -> WarmDir {
         WarmDir {
             name: String::new(),
-            dir: dir.to_owned(),
+            dir: PathBuf::new(),
+            inside: dir.to_owned(),
         }
     }
 
     pub fn path(&self) -> &Path {
         &self.dir
+    }
+
+    /// What is mounted into the container.
+    pub fn inside(&self) -> &Path {
+        &self.inside
     }
 
     pub fn use_lock(&self) -> PathBuf {
@@ -74,50 +112,75 @@ impl WarmDir {
     }
 
     pub fn alive_lock(&self) -> PathBuf {
-        self.dir.join("alive.lock")
+        self.inside.join("alive.lock")
+    }
+
+    pub fn busy_lock(&self) -> PathBuf {
+        self.inside.join("busy.lock")
     }
 
     /// The agent's socket, in a directory of its own (mode 0700) that is
-    /// mounted read-write into the container; the rest is read-only there.
+    /// mounted read-write into the container.
     pub fn socket(&self) -> PathBuf {
         self.socket_dir().join("agent")
     }
 
     pub fn socket_dir(&self) -> PathBuf {
-        self.dir.join(SOCKET_DIR)
+        self.inside.join(SOCKET_DIR)
     }
 
     /// Where the agent binary is mounted (an empty file on the host).
     pub fn agent_mountpoint(&self) -> PathBuf {
-        self.dir.join(AGENT_FILE)
+        self.inside.join(AGENT_FILE)
     }
 
     fn last_use(&self) -> PathBuf {
-        self.dir.join("last-use")
+        self.inside.join("last-use")
     }
 
     fn ttl_file(&self) -> PathBuf {
-        self.dir.join("ttl")
+        self.inside.join("ttl")
     }
 
     fn state_file(&self) -> PathBuf {
         self.dir.join("state.json")
     }
 
-    /// Creates the directory and the lock files (the watcher opens its
-    /// locks read-only, so they must exist before the container starts).
+    fn main_file(&self) -> PathBuf {
+        self.dir.join("main")
+    }
+
+    fn kept_file(&self) -> PathBuf {
+        self.dir.join("kept")
+    }
+
+    /// Creates the directories and the lock files (the watcher opens its
+    /// locks read-only, so they must exist before the container starts),
+    /// and a fresh, empty socket directory: whatever an earlier container
+    /// left there (a socket, a directory, a symlink) goes.
     pub fn prepare(&self) -> Result<()> {
-        fsutil::ensure_dir(&self.dir)?;
-        // Only we (and the agent, which runs as us) may reach the socket.
+        self.ensure_locks()?;
         let sock_dir = self.socket_dir();
-        fsutil::ensure_dir(&sock_dir)?;
-        std::fs::set_permissions(&sock_dir, std::fs::Permissions::from_mode(0o700))
-            .with_path("cannot restrict", &sock_dir)?;
-        // A dead agent's socket would refuse connections to the new one.
-        let _ = std::fs::remove_file(self.socket());
+        fsutil::remove_any(&sock_dir)?;
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&sock_dir)
+            .with_path("cannot create directory", &sock_dir)?;
         std::fs::File::create(self.agent_mountpoint())
             .with_path("cannot create", self.agent_mountpoint())?;
-        for lock in [self.use_lock(), self.create_lock(), self.alive_lock()] {
+        let _ = std::fs::remove_file(self.kept_file());
+        Ok(())
+    }
+
+    /// Creates the directories and the lock files, if missing.
+    pub fn ensure_locks(&self) -> Result<()> {
+        fsutil::ensure_dir(&self.inside)?;
+        for lock in [
+            self.use_lock(),
+            self.create_lock(),
+            self.alive_lock(),
+            self.busy_lock(),
+        ] {
             std::fs::OpenOptions::new()
                 .create(true)
                 .append(true)
@@ -125,6 +188,47 @@ impl WarmDir {
                 .with_path("cannot create lock file", &lock)?;
         }
         Ok(())
+    }
+
+    /// Records who the container's init and agent are.
+    pub fn set_main(&self, main: &Main) -> Result<()> {
+        let mut text = format!("init={}\n", main.init);
+        if let Some(agent) = &main.agent {
+            text += &format!("agent={agent}\n");
+        }
+        fsutil::write_atomic(&self.main_file(), text.as_bytes())
+    }
+
+    /// Who the container's init and agent are, as recorded at creation.
+    pub fn main(&self) -> Option<Main> {
+        let text = std::fs::read_to_string(self.main_file()).ok()?;
+        let field = |key: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(key)?.strip_prefix('='))
+                .map(str::to_owned)
+        };
+        Some(Main {
+            init: field("init")?,
+            agent: field("agent"),
+        })
+    }
+
+    /// Remembers that the processes of call `id` may outlive it.
+    pub fn keep_call(&self, id: &str) -> Result<()> {
+        let path = self.kept_file();
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .with_path("cannot write", &path)?;
+        writeln!(f, "{id}").with_path("cannot write", &path)
+    }
+
+    /// The ids of calls whose processes may outlive them.
+    pub fn kept_calls(&self) -> Vec<String> {
+        std::fs::read_to_string(self.kept_file())
+            .map(|t| t.lines().map(str::to_owned).collect())
+            .unwrap_or_default()
     }
 
     /// The TTL of the last call, if a stamp is there.
@@ -199,7 +303,12 @@ impl WarmDir {
     /// Removes the stamp, the stamp first: a half-cleared directory reads
     /// as "no container". The lock files stay (see the module comment).
     pub fn clear(&self) {
-        for f in [self.last_use(), self.ttl_file(), self.state_file()] {
+        for f in [
+            self.last_use(),
+            self.ttl_file(),
+            self.state_file(),
+            self.main_file(),
+        ] {
             let _ = std::fs::remove_file(f);
         }
     }
@@ -227,10 +336,7 @@ pub fn all(cfg: &Config) -> Result<Vec<WarmDir>> {
         .flatten()
         .filter_map(|e| {
             let name = e.file_name().into_string().ok()?;
-            super::is_warm_name(&name).then(|| WarmDir {
-                name,
-                dir: e.path(),
-            })
+            super::is_warm_name(&name).then(|| WarmDir::host(&name, e.path()))
         })
         .collect();
     dirs.sort_by(|a, b| a.name.cmp(&b.name));
@@ -248,10 +354,7 @@ mod tests {
             std::thread::current().id()
         ));
         let _ = std::fs::remove_dir_all(&dir);
-        WarmDir {
-            name: "n".into(),
-            dir,
-        }
+        WarmDir::host("n", dir)
     }
 
     #[test]

@@ -3,20 +3,25 @@
 //! `--rm` removes it. So an idle container goes away even if nobody ever
 //! calls the sandbox again.
 //!
-//! It reads the state directory (stamp.rs), mounted read-only at
-//! [`MOUNT`], and decides under the same lock the host uses: it exits only
-//! while holding `use.lock` exclusively, which no call can share, so it
-//! never ends a container in use. For its whole life it holds `alive.lock`,
-//! and lets go of it before it exits (and so before `use.lock`): a call that
-//! holds `use.lock` and finds `alive.lock` held knows the container runs and
-//! will go on running (see `ensure_warm`).
+//! It reads the `inside/` part of the state directory (stamp.rs), mounted
+//! read-only at [`MOUNT`]. It exits only while holding `busy.lock`
+//! exclusively, which every call holds shared, so it never ends a container
+//! in use. For its whole life it holds `alive.lock`, and lets go of it
+//! before it exits (and so before `busy.lock`): a call that holds
+//! `busy.lock` and finds `alive.lock` held knows the container runs and
+//! will go on running (see `ensure_warm`). A command can take these locks
+//! too, which keeps only its own container from ending itself; pruning
+//! goes by the host's `use.lock`, which the container cannot see.
 //!
 //! It needs `sh`, `sleep`, `stat`, `date` and `flock` in the image. Ours
 //! has them; a `--flake` image is checked once when loaded, and without
 //! them its warm container only sleeps and later calls prune it.
 
-/// Where the state directory appears inside the container.
+/// Where the state directory's `inside/` appears inside the container.
 pub const MOUNT: &str = "/run/lectic-nix-sandbox";
+/// Names this script and the state layout it expects (in the container's
+/// name, so a change makes new containers).
+pub const VERSION: &[u8] = b"watcher-2";
 
 /// `left` prints the seconds of TTL left; negative when expired or when
 /// the stamp is gone (the container was pruned or never recorded). While
@@ -24,8 +29,8 @@ pub const MOUNT: &str = "/run/lectic-nix-sandbox";
 /// lowered TTL is noticed soon (the price: four tiny processes every 10 s);
 /// while a call longer than the TTL holds the lock, it looks again as often.
 const SCRIPT: &str = r#"d=/run/lectic-nix-sandbox
-if ! [ -r "$d/use.lock" ] || ! command -v flock >/dev/null 2>&1; then exec sleep infinity; fi
-exec 8<"$d/alive.lock" 9<"$d/use.lock"
+if ! [ -r "$d/busy.lock" ] || ! command -v flock >/dev/null 2>&1; then exec sleep infinity; fi
+exec 8<"$d/alive.lock" 9<"$d/busy.lock"
 flock -x 8
 left() {
   ttl=; last=
@@ -72,7 +77,7 @@ mod tests {
         let d = std::env::temp_dir().join(format!("lns-watch-{}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&d);
         std::fs::create_dir_all(&d).unwrap();
-        std::fs::write(d.join("use.lock"), "").unwrap();
+        std::fs::write(d.join("busy.lock"), "").unwrap();
         std::fs::write(d.join("alive.lock"), "").unwrap();
         d
     }
@@ -97,7 +102,7 @@ mod tests {
         std::fs::write(d.join("ttl"), "1\n").unwrap();
         std::fs::write(d.join("last-use"), "").unwrap();
         let held = lock::acquire(
-            &d.join("use.lock"),
+            &d.join("busy.lock"),
             Mode::Shared,
             "test",
             Duration::from_secs(1),

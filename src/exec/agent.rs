@@ -21,6 +21,7 @@ pub async fn run(cfg: &Config, conn: UnixStream) -> Result<Option<i32>> {
     let req = Request {
         cwd: cfg.workdir.clone(),
         call_id: stop::new_call_id(),
+        keep: cfg.keep_processes,
         argv: cfg.command.iter().map(Into::into).collect(),
         env: call_env(cfg).map(|(n, v)| (n.into(), v.into())).collect(),
     };

@@ -88,26 +88,59 @@ impl StopSignals {
 }
 
 /// Runs the command in the warm container: through its agent when it has
-/// one, else (or on a terminal, which only `podman exec --tty` gives a
-/// pseudo-terminal of its own) with `podman exec`.
+/// one and our stdin, stdout and stderr can be handed to it, else with
+/// `podman exec`, which relays them.
 pub async fn run_warm(cfg: &Config, podman: &Podman, warm: &mut Warm) -> Result<i32> {
+    // Held open through a `podman exec`: the agent counts it as a call and
+    // does not end the container meanwhile.
+    let mut _open = None;
     if let Some(conn) = warm.agent.take() {
-        if on_terminal() {
-            verbose!("on a terminal: podman exec gives the command a terminal of its own");
-        } else if let Some(code) = agent::run(cfg, conn).await? {
-            return Ok(code);
-        } else {
-            verbose!(
-                "the agent of {} is another version's; using podman exec",
-                warm.name
-            );
+        match unpassable_stdio() {
+            Some(why) => {
+                verbose!("{why}: podman exec relays it");
+                _open = Some(conn);
+            }
+            None => match agent::run(cfg, conn).await? {
+                Some(code) => return Ok(code),
+                None => verbose!(
+                    "the agent of {} is another version's; using podman exec",
+                    warm.name
+                ),
+            },
         }
     }
-    exec_in(cfg, podman, &warm.name).await
+    let call_id = new_call_id();
+    if cfg.keep_processes {
+        warm.keep_call(&call_id);
+    }
+    let code = exec_in(cfg, podman, &warm.name, &call_id).await;
+    if !cfg.keep_processes {
+        crate::container::reap_leftovers(warm);
+    }
+    code
 }
 
-async fn exec_in(cfg: &Config, podman: &Podman, name: &str) -> Result<i32> {
-    let call_id = new_call_id();
+/// Why our stdin, stdout or stderr cannot be handed to the command as it
+/// is, if one cannot: only pipes, sockets and /dev/null can. A terminal
+/// would let it type into the host's terminal (TIOCSTI) and read what is
+/// typed after the call; a file, read or truncate it through
+/// /proc/self/fd.
+fn unpassable_stdio() -> Option<String> {
+    use std::os::fd::AsFd;
+    let (i, o, e) = (std::io::stdin(), std::io::stdout(), std::io::stderr());
+    let fds = [
+        ("stdin", i.as_fd()),
+        ("stdout", o.as_fd()),
+        ("stderr", e.as_fd()),
+    ];
+    fds.into_iter().find_map(|(name, fd)| {
+        let ok = sys::is_pipe_or_socket(fd).unwrap_or(false) || sys::is_dev_null(fd);
+        (!ok).then(|| format!("{name} is neither a pipe, a socket nor /dev/null"))
+    })
+}
+
+async fn exec_in(cfg: &Config, podman: &Podman, name: &str, call_id: &str) -> Result<i32> {
+    let call_id = call_id.to_owned();
     let mut cmd = podman.command(["exec"]);
     let mut args = interactive_options();
     args.extend(["--workdir".into(), cfg.workdir.display().to_string()]);

@@ -438,7 +438,7 @@ fn store(cfg: &Config) -> Vec<Check> {
                     "podman info",
                     Level::Warn,
                     format!(
-                        "cgroups {cgroups}, runtime {runtime}: rootless containers get no resource limits"
+                        "cgroups {cgroups}, runtime {runtime}: rootless containers get no memory or CPU limits (the pids limit holds through ulimit nproc instead)"
                     ),
                     "boot with cgroup v2 (systemd.unified_cgroup_hierarchy=1)",
                 )
