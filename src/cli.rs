@@ -123,6 +123,10 @@ pub struct Cli {
     #[arg(long, value_name = "ARGS", allow_hyphen_values = true)]
     pub podman_extra: Vec<String>,
 
+    /// Hide workdir paths matching PATTERN from the command (files read as empty, directories as empty): a name such as `.env`, `*.pem` (at any depth) or a path such as `secrets/*`. Repeatable
+    #[arg(long, value_name = "PATTERN", help_heading = "Limits and hardening")]
+    pub hide: Vec<String>,
+
     /// Let the processes the command starts outlive the call (a daemon for later calls); by default every process a call started is killed when it ends
     #[arg(long)]
     pub keep_processes: bool,

@@ -531,6 +531,8 @@ pub struct Config {
     /// What sets the environment apart from passed values (see
     /// `env::identity`); None when only the defaults pass.
     pub env_identity: Option<String>,
+    /// Workdir paths hidden from the command (`--hide`).
+    pub hide: Vec<String>,
     /// The call's processes may outlive it (`--keep-processes`).
     pub keep_processes: bool,
     /// The mount sources, as checked (none for management flags).
@@ -797,6 +799,7 @@ impl Config {
         Ok(Config {
             action,
             keep_processes: cli.keep_processes,
+            hide: cli.hide.clone(),
             env_identity,
             checked,
             json: cli.json,

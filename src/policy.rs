@@ -63,6 +63,8 @@ const OPTIONS: &[OptionSpec] = &[
     ("cap_add", "--cap-add", Kind::List),
     ("writable_root", "--writable-root", Kind::Bool),
     ("allow_setuid", "--allow-setuid", Kind::Bool),
+    ("hide", "--hide", Kind::List),
+    ("keep_processes", "--keep-processes", Kind::Bool),
 ];
 
 const POLICY_KEYS: &[&str] = &["project_roots", "users", "env", "env_files"];

@@ -74,7 +74,19 @@ pub struct Spec {
     /// The mount sources as they were checked, verified in the new
     /// container before it runs anything (see `verify_mounts`).
     pub checked: Vec<Checked>,
+    /// Workdir paths hidden from the command (`--hide`).
+    pub hide: Vec<String>,
 }
+
+/// Workdir paths the command may read but not change: what Lectic reads
+/// its configuration from (a command could rewrite its own `sandbox:`
+/// line) and what git runs or obeys on the host (hooks; `core.hooksPath`,
+/// `core.fsmonitor`).
+const READ_ONLY: &[&str] = &["lectic.yaml", "*.lec", ".git/hooks", ".git/config"];
+/// How deep and how many workdir entries `--hide` patterns are looked
+/// for in, when a container is made.
+const HIDE_DEPTH: usize = 8;
+const HIDE_ENTRIES: usize = 50_000;
 
 /// What a dev shell needs of the host's Nix.
 #[derive(Debug, Clone)]
@@ -110,6 +122,7 @@ impl Spec {
             nix_daemon: None,
             env_identity: cfg.env_identity.clone(),
             checked: cfg.checked.clone(),
+            hide: cfg.hide.clone(),
         };
         if cfg.develop.is_some() {
             // The host's /nix/store replaces the image's inside: it must
@@ -151,6 +164,9 @@ impl Spec {
         // Only when set, so a plain configuration keeps its HOME.
         if let Some(id) = &self.env_identity {
             k.field("env", id.as_bytes());
+        }
+        for h in &self.hide {
+            k.field("hide", h.as_bytes());
         }
         if let Some(d) = &self.nix_daemon {
             k.field("nix-daemon", d.socket.as_os_str().as_encoded_bytes());
@@ -231,6 +247,69 @@ impl Spec {
             a.push(format!("--cpus={c}"));
         }
         a
+    }
+
+    /// Mounts over workdir paths, found as the container is made: the
+    /// [`READ_ONLY`] ones bound read-only onto themselves, the `--hide`
+    /// ones covered (a file by /dev/null, a directory by an empty
+    /// read-only tmpfs). Symlinks are left alone: a command may have put
+    /// them there. Returns the options and the bound sources, to verify in
+    /// the new container like the other mounts.
+    pub fn workdir_guards(&self) -> Result<(Vec<String>, Vec<Checked>)> {
+        let mut args = Vec::new();
+        let mut checked = Vec::new();
+        let usable = |path: &std::path::Path| {
+            let s = path.display().to_string();
+            if s.contains([':', ',']) {
+                Err(Error::usage(format!(
+                    "{s}: cannot be protected or hidden, its path has ':' or ','; rename it"
+                )))
+            } else {
+                Ok(s)
+            }
+        };
+        let mut hidden: Vec<PathBuf> = Vec::new();
+        for (rel, meta) in walk(&self.workdir, HIDE_DEPTH, HIDE_ENTRIES) {
+            // What lies in a hidden directory is hidden with it.
+            if hidden.iter().any(|h| rel.starts_with(h)) {
+                continue;
+            }
+            let path = self.workdir.join(&rel);
+            let name = rel.file_name().unwrap_or_default().to_string_lossy();
+            let rel_str = rel.to_string_lossy();
+            let matches = |p: &str| {
+                if p.contains('/') {
+                    crate::env::glob_match(p, &rel_str)
+                } else {
+                    crate::env::glob_match(p, &name)
+                }
+            };
+            if self.hide.iter().any(|p| matches(p)) {
+                let s = usable(&path)?;
+                if meta.is_dir() {
+                    hidden.push(rel.clone());
+                    args.push(format!("--tmpfs={s}:ro,size=4k,mode=755"));
+                } else {
+                    args.extend(["--volume".into(), format!("/dev/null:{s}:ro")]);
+                }
+            } else if READ_ONLY
+                .iter()
+                .any(|p| crate::env::glob_match(p, &rel_str))
+            {
+                let s = usable(&path)?;
+                args.extend(["--volume".into(), format!("{s}:{s}:ro")]);
+                checked.push(Checked {
+                    option: "the workdir's",
+                    path: path.clone(),
+                    target: path,
+                    id: (
+                        std::os::unix::fs::MetadataExt::dev(&meta),
+                        std::os::unix::fs::MetadataExt::ino(&meta),
+                    ),
+                });
+            }
+        }
+        Ok((args, checked))
     }
 
     /// `podman run` options shared by warm and one-shot containers.
@@ -508,6 +587,8 @@ fn create(podman: &Podman, spec: &Spec, dir: &WarmDir) -> Result<Option<UnixStre
         name.clone(),
     ];
     args.extend(spec.run_args());
+    let (guards, guarded) = spec.workdir_guards()?;
+    args.extend(guards);
     args.extend([
         "--volume".into(),
         format!("{}:{}:ro", dir.inside().display(), watcher::MOUNT),
@@ -541,7 +622,7 @@ fn create(podman: &Podman, spec: &Spec, dir: &WarmDir) -> Result<Option<UnixStre
             return Err(e);
         }
     };
-    if let Err(e) = verify_mounts(spec, &main) {
+    if let Err(e) = verify_mounts(spec.checked.iter().chain(&guarded), &main) {
         let _ = remove(podman, name);
         return Err(e);
     }
@@ -611,13 +692,13 @@ fn started(podman: &Podman, spec: &Spec, dir: &WarmDir) -> Result<(Main, Option<
 /// command of another container that swapped a directory for a symlink
 /// between the check and Podman's mount is caught here, before this
 /// container runs anything.
-fn verify_mounts(spec: &Spec, main: &Main) -> Result<()> {
+fn verify_mounts<'a>(checked: impl Iterator<Item = &'a Checked>, main: &Main) -> Result<()> {
     let Some(pid) = sys::live_pid(&main.init) else {
         return Err(Error::usage(
             "the new warm container ended at once; run with --verbose",
         ));
     };
-    for c in &spec.checked {
+    for c in checked {
         let inside = PathBuf::from(format!("/proc/{pid}/root"))
             .join(c.target.strip_prefix("/").unwrap_or(&c.target));
         let seen = std::fs::metadata(&inside).map(|m| {
@@ -698,6 +779,41 @@ fn watcher_alive(dir: &WarmDir) -> Result<bool> {
     Ok(lock::try_acquire(&dir.alive_lock(), Mode::Shared)?.is_none())
 }
 
+/// The entries under `dir`, parents before children (not following
+/// symlinks; of `.git` only its own entries), as paths relative to it with
+/// their metadata: at most `most` of them, at most `depth` deep.
+fn walk(dir: &std::path::Path, depth: usize, most: usize) -> Vec<(PathBuf, std::fs::Metadata)> {
+    let mut out = Vec::new();
+    let mut queue = std::collections::VecDeque::from([(PathBuf::new(), 0)]);
+    while let Some((rel, level)) = queue.pop_front() {
+        let Ok(entries) = std::fs::read_dir(dir.join(&rel)) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let Ok(meta) = e.metadata() else { continue };
+            if out.len() >= most {
+                verbose!("looked at {most} workdir entries for --hide and stopped");
+                return out;
+            }
+            let child = rel.join(e.file_name());
+            if meta.is_symlink() {
+                continue;
+            }
+            // Of .git, only what lies right in it (hooks, config).
+            let next = if child.as_os_str() == ".git" {
+                depth - 1
+            } else {
+                level + 1
+            };
+            if meta.is_dir() && next < depth {
+                queue.push_back((child.clone(), next));
+            }
+            out.push((child, meta));
+        }
+    }
+    out
+}
+
 /// Removes a container of ours now; a missing one is no error.
 pub(crate) fn remove(podman: &Podman, name: &str) -> Result<()> {
     let out = podman.output(["rm", "--force", "--time", "0", name])?;
@@ -740,6 +856,7 @@ mod tests {
             nix_daemon: None,
             env_identity: None,
             checked: vec![],
+            hide: vec![],
         }
     }
 
@@ -747,7 +864,8 @@ mod tests {
     fn name_changes_with_everything_that_shapes_the_container() {
         let base = spec().name();
         assert!(base.starts_with(PREFIX) && base.len() == PREFIX.len() + 16);
-        let variants: [fn(&mut Spec); 15] = [
+        let variants: [fn(&mut Spec); 16] = [
+            |s| s.hide = vec![".env".into()],
             |s| s.env_identity = Some("secrets".into()),
             |s| s.hardening.pids_via_ulimit = true,
             |s| {
@@ -855,6 +973,52 @@ mod tests {
         s.hardening.pids_via_ulimit = true;
         let a = s.run_args().join(" ");
         assert!(a.contains("--ulimit=nproc=1024:1024"), "{a}");
+    }
+
+    #[test]
+    fn lectic_files_and_git_hooks_are_read_only_and_hidden_paths_covered() {
+        let w = std::env::temp_dir().join(format!("lns-guards-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&w);
+        for d in [".git/hooks", ".git/objects/ab", "sub/keys", "src"] {
+            std::fs::create_dir_all(w.join(d)).unwrap();
+        }
+        for f in [
+            "lectic.yaml",
+            "chat.lec",
+            "sub/old.lec",
+            ".git/config",
+            ".env",
+            "sub/keys/a.pem",
+            "src/main.rs",
+            "sub/x.pem",
+        ] {
+            std::fs::write(w.join(f), "x").unwrap();
+        }
+        std::os::unix::fs::symlink("/etc/passwd", w.join("link.lec")).unwrap();
+        let mut s = spec();
+        s.workdir = w.clone();
+        s.hide = vec![".env".into(), "*.pem".into(), "sub/keys".into()];
+        let (args, checked) = s.workdir_guards().unwrap();
+        let a = args.join(" ");
+        let d = w.display();
+        for ro in [
+            "lectic.yaml",
+            "chat.lec",
+            "sub/old.lec",
+            ".git/hooks",
+            ".git/config",
+        ] {
+            assert!(a.contains(&format!("{d}/{ro}:{d}/{ro}:ro")), "{ro} in {a}");
+        }
+        assert_eq!(checked.len(), 5);
+        assert!(a.contains(&format!("/dev/null:{d}/.env:ro")), "{a}");
+        assert!(a.contains(&format!("/dev/null:{d}/sub/x.pem:ro")), "{a}");
+        assert!(a.contains(&format!("--tmpfs={d}/sub/keys:ro")), "{a}");
+        assert!(!a.contains("a.pem"), "inside a hidden directory: {a}");
+        assert!(
+            !a.contains("link.lec") && !a.contains("main.rs") && !a.contains("objects"),
+            "{a}"
+        );
     }
 
     #[test]

@@ -164,6 +164,9 @@ pub async fn run_once(cfg: &Config, podman: &Podman, spec: &Spec) -> Result<i32>
     ];
     args.extend(interactive_options());
     args.extend(spec.run_args());
+    // Not verified in the container as a warm one's are: it runs the
+    // command at once (see docs/security.md).
+    args.extend(spec.workdir_guards()?.0);
     args.extend(env_options(cfg, &call_id, &mut cmd));
     args.push(spec.image.clone());
     args.extend(cfg.command.iter().cloned());

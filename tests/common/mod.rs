@@ -275,7 +275,9 @@ impl Sandbox {
             }
         };
         cmd.env_clear().envs(env).args(args).current_dir(&self.work);
-        cmd.stdin(Stdio::null());
+        // As under Lectic: no terminal or file on any of the three, which
+        // would make calls relay through `podman exec` (see exec/).
+        cmd.stdin(Stdio::null()).stderr(Stdio::null());
         cmd
     }
 
@@ -286,6 +288,29 @@ impl Sandbox {
     pub fn run_with_stdin(&self, args: &[&str], stdin: &str) -> Output {
         run_bounded(self.command(args), Some(stdin))
     }
+}
+
+/// A shell command line that runs `cmd` as it is: in its directory, with
+/// exactly its environment (`env -i`), each word single-quoted. For running
+/// a call under another program, such as `script` for a terminal.
+pub fn shell_line(cmd: &Command) -> String {
+    let quote = |s: &std::ffi::OsStr| format!("'{}'", s.to_string_lossy().replace('\'', r"'\''"));
+    let mut words = vec![];
+    if let Some(dir) = cmd.get_current_dir() {
+        words.extend(["cd".to_owned(), quote(dir.as_os_str()), "&&".into()]);
+    }
+    words.push("env -i".into());
+    for (name, value) in cmd.get_envs() {
+        if let Some(value) = value {
+            let mut pair = name.to_owned();
+            pair.push("=");
+            pair.push(value);
+            words.push(quote(&pair));
+        }
+    }
+    words.push(quote(cmd.get_program()));
+    words.extend(cmd.get_args().map(quote));
+    words.join(" ")
 }
 
 /// Runs to completion, with a bound so a hang fails the test instead of CI.
