@@ -58,13 +58,16 @@ on a synthetic image (below).
 {table(["direct true", "start-up of our binary (--version)", "warm call (agent)", "warm call (--exec-via podman)", "raw podman exec"], "raw podman exec", warm)}
 
 A warm call through the agent reads the image record, takes the
-container's use lock, connects to the agent's socket (that the agent
-answers is the proof the container runs) and sends argv, env, cwd and its
-stdin, stdout and stderr; the agent forks and execs the command inside the
-container and sends the exit status back. No `nix` and no `podman`
-process. `--exec-via podman` (and a non-static binary) makes it one `podman
-exec` instead, with the container's liveness read from its watcher's
-`alive.lock`.
+container's use lock, connects to the agent's socket, checks that the
+listener is the agent recorded at creation (`SO_PEERCRED` and the pid's
+start time) and waits for its "ready" (the proof the container runs), then
+sends argv, env, cwd and its stdin, stdout and stderr; the agent forks and
+execs the command inside the container, kills whatever the call left
+behind (a scan of the container's `/proc`) and sends the exit status back.
+No `nix` and no `podman` process. `--exec-via podman` (and a non-static
+binary) makes it one `podman exec` instead, with the container's liveness
+read from its watcher's `alive.lock`, and the leftovers killed from the
+host.
 
 ## Warm call in a project's dev shell (--nix-develop)
 
