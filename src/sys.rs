@@ -11,6 +11,7 @@ pub const SIGHUP: i32 = libc::SIGHUP;
 pub const SIGINT: i32 = libc::SIGINT;
 pub const SIGKILL: i32 = libc::SIGKILL;
 pub const SIGTERM: i32 = libc::SIGTERM;
+pub const SIGCONT: i32 = libc::SIGCONT;
 
 pub fn euid() -> u32 {
     // SAFETY: geteuid has no preconditions and cannot fail.
@@ -225,6 +226,11 @@ fn stat_fields(pid: u32) -> Option<std::vec::IntoIter<String>> {
             .collect::<Vec<_>>()
             .into_iter(),
     )
+}
+
+/// Whether process `pid` is stopped (SIGSTOP), waiting for SIGCONT.
+pub fn is_stopped(pid: u32) -> bool {
+    stat_fields(pid).and_then(|mut f| f.next()).as_deref() == Some("T")
 }
 
 /// The parent of process `pid` while it lives: None for no such process
@@ -520,6 +526,17 @@ mod tests {
         child.wait().unwrap();
         assert_eq!(parent, Some(std::process::id()));
         assert!(zombie, "a zombie is not alive");
+        let mut stopped = std::process::Command::new("sh")
+            .args(["-c", "kill -STOP $$; exit 7"])
+            .spawn()
+            .unwrap();
+        let seen = (0..400).any(|_| {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+            is_stopped(stopped.id())
+        });
+        assert!(seen, "a stopped process is stopped");
+        send_signal(stopped.id() as i32, libc::SIGCONT);
+        assert_eq!(stopped.wait().unwrap().code(), Some(7));
         assert_eq!(parent_pid(u32::MAX), None, "no such process");
     }
 

@@ -591,8 +591,9 @@ each_path!(
     |mode| {
         // A process left in another container with the same workdir swaps
         // ./data with a symlink to a secret directory, over and over, while
-        // calls with `--volume ./data` make their containers: a check of the
-        // path and the mount that follows it see different things.
+        // calls with `--volume ./data` make their containers (warm and
+        // one-shot): a check of the path and the mount that follows it see
+        // different things.
         let sb = Sandbox::private(mode, "esc-symrace");
         let token = format!("lns-race-secret-{}-{}", std::process::id(), sb.variant());
         let secret = sb.mkdir("secret");
@@ -600,8 +601,14 @@ each_path!(
         sb.write("work/data/public", "public\n");
         std::os::unix::fs::symlink(&secret, sb.work.join("link")).unwrap();
         let mut swapper = Swapper::start(&sb.work.join("data"), &sb.work.join("link"));
+        // Every other call one-shot: its command waits until the mounts
+        // are verified, as a new warm container does.
         for n in 0..20 {
-            let label = format!("--podman-extra=--label=lns-race={n}");
+            let label = if n % 2 == 0 {
+                format!("--podman-extra=--label=lns-race={n}")
+            } else {
+                "--no-keep-warm".to_owned()
+            };
             let o = sb.run(&[
                 "--volume",
                 "./data:/data:ro",

@@ -231,14 +231,18 @@ impl Spec {
         a.push(format!(
             "--tmpfs=/run:rw,nosuid,nodev,mode=755,size={RUN_SIZE}"
         ));
-        a.push(format!(
-            "--pids-limit={}",
-            h.pids_limit.map_or(-1, |n| n as i64)
-        ));
-        if let (Some(n), true) = (h.pids_limit, h.pids_via_ulimit) {
-            // Rootless on cgroup v1 Podman cannot set the pids limit; the
-            // process limit of the container's user namespace holds it.
-            a.push(format!("--ulimit=nproc={n}:{n}"));
+        if h.pids_via_ulimit {
+            // Rootless on cgroup v1 Podman cannot set the pids limit (and
+            // says so on every `podman run`); the process limit of the
+            // container's user namespace holds it.
+            if let Some(n) = h.pids_limit {
+                a.push(format!("--ulimit=nproc={n}:{n}"));
+            }
+        } else {
+            a.push(format!(
+                "--pids-limit={}",
+                h.pids_limit.map_or(-1, |n| n as i64)
+            ));
         }
         if let Some(m) = &h.memory {
             a.push(format!("--memory={m}"));
@@ -622,7 +626,13 @@ fn create(podman: &Podman, spec: &Spec, dir: &WarmDir) -> Result<Option<UnixStre
             return Err(e);
         }
     };
-    if let Err(e) = verify_mounts(spec.checked.iter().chain(&guarded), &main) {
+    let verified = match sys::live_pid(&main.init) {
+        Some(pid) => verify_mounts(spec.checked.iter().chain(&guarded), pid),
+        None => Err(Error::usage(format!(
+            "warm container {name} ended at once; run with --verbose"
+        ))),
+    };
+    if let Err(e) = verified {
         let _ = remove(podman, name);
         return Err(e);
     }
@@ -687,17 +697,15 @@ fn started(podman: &Podman, spec: &Spec, dir: &WarmDir) -> Result<(Main, Option<
     }
 }
 
-/// Checks, through the new container's root as its init sees it, that
-/// every mount source is the inode that was checked on the host: a
+/// Checks, through the new container's root as its process `pid` sees it,
+/// that every mount source is the inode that was checked on the host: a
 /// command of another container that swapped a directory for a symlink
 /// between the check and Podman's mount is caught here, before this
 /// container runs anything.
-fn verify_mounts<'a>(checked: impl Iterator<Item = &'a Checked>, main: &Main) -> Result<()> {
-    let Some(pid) = sys::live_pid(&main.init) else {
-        return Err(Error::usage(
-            "the new warm container ended at once; run with --verbose",
-        ));
-    };
+pub(crate) fn verify_mounts<'a>(
+    checked: impl Iterator<Item = &'a Checked>,
+    pid: u32,
+) -> Result<()> {
     for c in checked {
         let inside = PathBuf::from(format!("/proc/{pid}/root"))
             .join(c.target.strip_prefix("/").unwrap_or(&c.target));
@@ -973,6 +981,10 @@ mod tests {
         s.hardening.pids_via_ulimit = true;
         let a = s.run_args().join(" ");
         assert!(a.contains("--ulimit=nproc=1024:1024"), "{a}");
+        assert!(
+            !a.contains("--pids-limit"),
+            "ignored there, with a warning: {a}"
+        );
     }
 
     #[test]

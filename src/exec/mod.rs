@@ -13,12 +13,13 @@ pub mod agent;
 use std::io::IsTerminal;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use tokio::signal::unix::{SignalKind, signal};
 
-use crate::config::Config;
+use crate::config::{Checked, Config};
 use crate::container::list::OWNER_LABEL;
-use crate::container::{PREFIX, Spec, Warm};
+use crate::container::{PREFIX, Spec, Warm, verify_mounts};
 use crate::error::{Error, Result};
 use crate::stop::{self, CALL_VAR, new_call_id};
 use crate::store::Podman;
@@ -148,7 +149,7 @@ async fn exec_in(cfg: &Config, podman: &Podman, name: &str, call_id: &str) -> Re
     args.push(name.to_owned());
     args.extend(cfg.command.iter().cloned());
     cmd.args(&args);
-    supervise(podman, cmd, &call_id).await
+    supervise(podman, cmd, &call_id, None).await
 }
 
 /// Runs the command in a one-shot container removed when it ends.
@@ -164,19 +165,73 @@ pub async fn run_once(cfg: &Config, podman: &Podman, spec: &Spec) -> Result<i32>
     ];
     args.extend(interactive_options());
     args.extend(spec.run_args());
-    // Not verified in the container as a warm one's are: it runs the
-    // command at once (see docs/security.md).
-    args.extend(spec.workdir_guards()?.0);
+    let (guards, guarded) = spec.workdir_guards()?;
+    args.extend(guards);
     args.extend(env_options(cfg, &call_id, &mut cmd));
     args.push(spec.image.clone());
+    // The image has a shell (the watcher's tools): the command waits behind
+    // the gate until the mounts are verified. Without one it runs at once.
+    let gate: Vec<Checked> = if spec.watcher {
+        args.extend(["sh", "-c", GATE, "sh"].map(String::from));
+        spec.checked.iter().chain(&guarded).cloned().collect()
+    } else {
+        verbose!("the image has no sh: the one-shot container's mounts are not verified");
+        Vec::new()
+    };
     args.extend(cfg.command.iter().cloned());
     cmd.args(&args);
-    supervise(podman, cmd, &call_id).await
+    supervise(podman, cmd, &call_id, spec.watcher.then_some(&gate[..])).await
+}
+
+/// A one-shot command's first step: it stops itself, and goes on (as the
+/// command, by `exec`) only when the host, having checked the container's
+/// mounts through its /proc root, sends SIGCONT.
+const GATE: &str = r#"kill -STOP $$; exec "$@""#;
+/// How long a one-shot container may take to reach the gate (the first
+/// container of an image may copy its layers for keep-id).
+const GATE_LIMIT: Duration = Duration::from_secs(120);
+
+/// Waits for the call's gate (see [`GATE`]) to stop, verifies `checked`
+/// through its root, and lets it go on; kills it if a mount is not what
+/// was checked. Returns at once if the podman client ends meanwhile.
+fn open_gate(call_id: &str, checked: &[Checked], mut ended: impl FnMut() -> bool) -> Result<()> {
+    let start = std::time::Instant::now();
+    loop {
+        let waiting = stop::marked_processes(call_id)
+            .into_iter()
+            .find(|&pid| sys::is_stopped(pid as u32));
+        if let Some(pid) = waiting {
+            let verified = verify_mounts(checked.iter(), pid as u32);
+            let signal = if verified.is_ok() {
+                sys::SIGCONT
+            } else {
+                sys::SIGKILL
+            };
+            sys::send_signal(pid, signal);
+            return verified;
+        }
+        if ended() {
+            return Ok(());
+        }
+        if start.elapsed() > GATE_LIMIT {
+            return Err(Error::usage(format!(
+                "the one-shot container did not start within {GATE_LIMIT:?}; run with --verbose"
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
 }
 
 /// Runs `cmd` with our stdio; on a signal stops the call's processes and
 /// returns 128+signal.
-async fn supervise(podman: &Podman, mut cmd: Command, call_id: &str) -> Result<i32> {
+/// With `gate`, the command waits behind [`GATE`] until the mounts in it
+/// are verified.
+async fn supervise(
+    podman: &Podman,
+    mut cmd: Command,
+    call_id: &str,
+    gate: Option<&[Checked]>,
+) -> Result<i32> {
     let mut signals = StopSignals::listen()?;
     cmd.stdin(Stdio::inherit())
         .stdout(Stdio::inherit())
@@ -191,6 +246,13 @@ async fn supervise(podman: &Podman, mut cmd: Command, call_id: &str) -> Result<i
     let mut child = tokio::process::Command::from(cmd)
         .spawn()
         .map_err(|e| podman.spawn_error(e))?;
+    if let Some(checked) = gate
+        && let Err(e) = open_gate(call_id, checked, || matches!(child.try_wait(), Ok(Some(_))))
+    {
+        // Killed behind the gate: nothing ran; the container goes with it.
+        let _ = tokio::time::timeout(Duration::from_secs(30), child.wait()).await;
+        return Err(e);
+    }
     let signo = tokio::select! {
         status = child.wait() => {
             let status = status.map_err(|e| Error::os("cannot wait for podman", e))?;
