@@ -557,7 +557,13 @@ impl Config {
         let host_env: Vec<(String, String)> = std::env::vars_os()
             .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
             .collect();
-        let cwd = std::env::current_dir().with_path("cannot read the current directory", ".")?;
+        // The management flags mount nothing: they run from anywhere, even
+        // from a directory that is gone.
+        let mounting = matches!(cli.action(), Action::Run | Action::Prepare { start: true });
+        let cwd = match std::env::current_dir() {
+            Err(_) if !mounting => PathBuf::from("/"),
+            r => r.with_path("cannot read the current directory", ".")?,
+        };
         let uid = sys::euid();
         let lookup = lookup_in(&host_env);
         let explicit = cli.config.as_ref().map(|p| cwd.join(p));

@@ -47,8 +47,8 @@ const NUL: &str = "the value holds a NUL byte, which no environment can carry; r
 
 /// What sets a call's environment, apart from the values that pass from
 /// the host (a schema'd tool's parameters change with every call): the
-/// `--pass-env` patterns, the names `--env` sets, the policy's variables
-/// and env files, and the `--env-file`s, paths and contents. None when
+/// `--pass-env` patterns, what `--env` sets, the policy's variables and
+/// env files, and the `--env-file`s, paths and contents. None when
 /// there is none of that. Tools that differ here get different containers
 /// and HOMEs, so one tool's secrets never reach another's processes.
 pub fn identity(
@@ -84,8 +84,10 @@ pub fn identity(
     for path in files {
         file("env-file", path)?;
     }
+    // Values too: a sandbox line's `--env` is fixed (a tool's parameters
+    // come through `--pass-env`), and a secret given there is a secret.
     for set in sets {
-        key.field("env", set.split('=').next().unwrap_or(set).as_bytes());
+        key.field("env", set.as_bytes());
     }
     Ok(Some(key.hex()))
 }
@@ -333,7 +335,7 @@ mod tests {
     }
 
     #[test]
-    fn the_environment_identity_sees_names_and_files_but_not_passed_values() {
+    fn the_environment_identity_sees_what_is_set_and_files_but_not_passed_values() {
         let none = identity(&[], &Managed::default(), &[], &[]).unwrap();
         assert_eq!(none, None, "a plain call keeps its container and HOME");
         let id = |pass: &[&str], sets: &[&str]| {
@@ -341,7 +343,7 @@ mod tests {
             let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
             identity(&pass, &Managed::default(), &sets, &[]).unwrap()
         };
-        assert_eq!(
+        assert_ne!(
             id(&[], &["TOKEN=a"]),
             id(&[], &["TOKEN=b"]),
             "values of --env"

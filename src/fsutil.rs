@@ -32,7 +32,7 @@ pub fn ensure_dir(path: &Path) -> Result<()> {
 /// followed, or a whole directory tree); nothing there is no error.
 pub fn remove_any(path: &Path) -> Result<()> {
     let removed = match fs::symlink_metadata(path) {
-        Ok(m) if m.is_dir() => fs::remove_dir_all(path),
+        Ok(m) if m.is_dir() => open_up(path).and_then(|()| fs::remove_dir_all(path)),
         Ok(_) => fs::remove_file(path),
         Err(e) => Err(e),
     };
@@ -42,6 +42,20 @@ pub fn remove_any(path: &Path) -> Result<()> {
         }
         _ => Ok(()),
     }
+}
+
+/// Makes every directory of the tree at `path` ours to list and empty
+/// (mode 0700), so a tree someone left unwritable (`chmod 500`) can go;
+/// symlinks are not followed.
+fn open_up(path: &Path) -> std::io::Result<()> {
+    fs::set_permissions(path, fs::Permissions::from_mode(0o700))?;
+    for e in fs::read_dir(path)? {
+        let e = e?;
+        if e.file_type()?.is_dir() {
+            open_up(&e.path())?;
+        }
+    }
+    Ok(())
 }
 
 /// Creates `path` as a directory only this uid can enter, or checks that the
@@ -106,6 +120,22 @@ mod tests {
         write_atomic(&f, b"two").unwrap();
         assert_eq!(fs::read(&f).unwrap(), b"two");
         assert_eq!(fs::read_dir(&d).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn a_tree_left_unwritable_is_removed_all_the_same() {
+        let d = scratch("locked");
+        fs::create_dir_all(d.join("sock/d")).unwrap();
+        fs::write(d.join("sock/d/f"), "x").unwrap();
+        fs::set_permissions(d.join("sock/d"), fs::Permissions::from_mode(0o500)).unwrap();
+        std::os::unix::fs::symlink("/etc", d.join("sock/link")).unwrap();
+        remove_any(&d.join("sock")).unwrap();
+        assert!(!d.join("sock").exists());
+        assert!(
+            Path::new("/etc/passwd").exists(),
+            "the symlink was not followed"
+        );
+        remove_any(&d.join("nothing-there")).unwrap();
     }
 
     #[test]

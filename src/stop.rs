@@ -63,10 +63,26 @@ pub fn marked_with_any(pid: i32, calls: &HashSet<String>) -> bool {
     mark_of(pid).is_some_and(|id| calls.contains(&id))
 }
 
-/// SIGKILLs the processes `victims` names, and again what it names next
-/// (they may have forked meanwhile), until it names none or `limit` passes.
+/// Kills the processes `victims` names, and what it names next (they may
+/// fork meanwhile), until it names none or `limit` passes. They are
+/// stopped (SIGSTOP) first, round by round, until no new one appears, so a
+/// fork bomb cannot outgrow the rounds; then killed.
 pub fn kill_until_none(limit: Duration, mut victims: impl FnMut() -> Vec<i32>) {
     let start = Instant::now();
+    let mut stopped = HashSet::new();
+    while start.elapsed() < limit {
+        let fresh: Vec<i32> = victims()
+            .into_iter()
+            .filter(|p| !stopped.contains(p))
+            .collect();
+        if fresh.is_empty() {
+            break;
+        }
+        for pid in fresh {
+            sys::send_signal(pid, sys::SIGSTOP);
+            stopped.insert(pid);
+        }
+    }
     while start.elapsed() < limit {
         let pids = victims();
         if pids.is_empty() {

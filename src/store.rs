@@ -201,6 +201,9 @@ impl Podman {
     fn bare_command(&self) -> Command {
         let mut cmd = Command::new(&self.exe);
         cmd.env_clear().envs(self.env.iter().map(|(k, v)| (k, v)));
+        // Podman wants to enter the cwd, which may be gone or not ours to
+        // enter (a management flag run anywhere); it uses no relative path.
+        cmd.current_dir("/");
         cmd
     }
 

@@ -12,6 +12,7 @@ pub const SIGINT: i32 = libc::SIGINT;
 pub const SIGKILL: i32 = libc::SIGKILL;
 pub const SIGTERM: i32 = libc::SIGTERM;
 pub const SIGCONT: i32 = libc::SIGCONT;
+pub const SIGSTOP: i32 = libc::SIGSTOP;
 
 pub fn euid() -> u32 {
     // SAFETY: geteuid has no preconditions and cannot fail.

@@ -921,6 +921,49 @@ both_modes!(an_impostor_on_the_agents_socket_gets_no_call, |mode| {
     assert_eq!(ok(&out), "real-call\n");
 });
 
+/// Not a test: a client of the agent's socket that a command runs inside
+/// its container (this test binary is static). Writes to
+/// `agent-client.out` whether the agent took the connection as a call
+/// ("ready") or not ("refused").
+#[test]
+#[ignore]
+fn agent_client() {
+    if std::env::var_os("LNS_AGENT_CLIENT").is_none() {
+        return;
+    }
+    let said = match UnixStream::connect("/run/lectic-nix-sandbox/sock/agent") {
+        Err(_) => "no agent",
+        Ok(conn) => {
+            conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let mut b = [0u8; 2];
+            if (&conn).read_exact(&mut b).is_ok() && b[0] == b'R' {
+                "ready"
+            } else {
+                "refused"
+            }
+        }
+    };
+    std::fs::write("agent-client.out", said).unwrap();
+}
+
+both_modes!(a_command_cannot_ask_the_agent_for_a_call, |mode| {
+    // The agent's socket is reachable inside: a command that sends its
+    // own requests (marked as kept, say) starts processes the agent would
+    // spare and keeps the container alive. The agent serves only the host.
+    let sb = Sandbox::new(mode, "esc-agent-client");
+    let bin = sb.work.join("escape-bin");
+    std::fs::copy(std::env::current_exe().unwrap(), &bin).unwrap();
+    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+    sb.give_to_user(&bin);
+    ok(&sb.run(&[
+        "sh",
+        "-c",
+        "LNS_AGENT_CLIENT=1 ./escape-bin --ignored --exact agent_client --test-threads=1 >/dev/null 2>&1",
+    ]));
+    let said = std::fs::read_to_string(sb.work.join("agent-client.out")).unwrap();
+    assert_eq!(said, "refused");
+});
+
 // Issue 11, item 4
 
 each_path!(a_file_on_stdout_is_not_handed_to_the_command, |mode| {
@@ -1047,6 +1090,16 @@ both_modes!(
             "rm -f /run/lectic-nix-sandbox/sock/agent; mkdir /run/lectic-nix-sandbox/sock/agent",
         ]));
         assert_eq!(ok(&sb.run(&["echo", "ok"])), "ok\n");
+        ok(&sb.run(&["--prune", "--all"]));
+        // A directory left unwritable there (chmod 500) must not keep the
+        // next container from being made.
+        ok(&sb.run(&[
+            "sh",
+            "-c",
+            "d=/run/lectic-nix-sandbox/sock/d; mkdir $d && touch $d/f && chmod 500 $d",
+        ]));
+        ok(&sb.run(&["--prune", "--all"]));
+        assert_eq!(ok(&sb.run(&["echo", "again"])), "again\n");
         ok(&sb.run(&["--prune", "--all"]));
     }
 );
@@ -1179,4 +1232,89 @@ each_path!(hidden_files_are_not_readable_inside, |mode| {
         std::fs::read_to_string(sb.work.join("key.pem")).unwrap(),
         "-----BEGIN PRIVATE KEY-----\n"
     );
+});
+
+// What the red-team review of issue 11 found
+
+each_path!(git_cannot_be_replaced_or_pointed_elsewhere, |mode| {
+    // A guard on .git/hooks and .git/config alone moved with `mv .git`,
+    // and .git/commondir sent git to a config the command wrote: code ran
+    // on the host at the next `git status`.
+    let sb = Sandbox::new(mode, "esc-git-swap");
+    sb.write("work/.git/config", "[core]\n\tbare = false\n");
+    sb.mkdir("work/.git/hooks");
+    sb.write("work/.git/HEAD", "ref: refs/heads/main\n");
+    let script = "mv .git .git2 2>/dev/null && echo moved; rm -rf .git 2>/dev/null && echo removed; \
+        echo ../x > .git/commondir 2>/dev/null && echo commondir; \
+        echo '[core] fsmonitor = x' >> .git/config 2>/dev/null && echo config; \
+        touch .git/hooks/post-checkout 2>/dev/null && echo hook; echo end";
+    assert_eq!(ok(&run_script(&sb, &[], script)), "end\n");
+    assert!(!sb.work.join(".git/commondir").exists());
+    assert!(!sb.work.join(".git/hooks/post-checkout").exists());
+    assert_eq!(
+        std::fs::read_to_string(sb.work.join(".git/config")).unwrap(),
+        "[core]\n\tbare = false\n"
+    );
+});
+
+each_path!(a_hidden_paths_directory_cannot_be_renamed_away, |mode| {
+    // `--hide keys/id.pem` matched by path: `mv keys keys2` took the file
+    // out of the pattern's way for the next container.
+    let sb = Sandbox::new(mode, "esc-hide-mv");
+    let token = format!("lns-hide-mv-{}-{}", std::process::id(), sb.variant());
+    sb.mkdir("work/keys");
+    sb.write("work/keys/id.pem", &token);
+    let hide = ["--hide", "keys/id.pem"];
+    let script = "mv keys keys2 2>/dev/null && echo moved; cat keys/id.pem keys2/id.pem 2>/dev/null; echo end";
+    assert_eq!(ok(&run_script(&sb, &hide, script)), "end\n");
+    ok(&sb.run(&["--prune", "--all"]));
+    let again = run_script(
+        &sb,
+        &hide,
+        "cat keys/id.pem keys2/id.pem 2>/dev/null; echo end",
+    );
+    assert_eq!(ok(&again), "end\n");
+    assert_eq!(
+        std::fs::read_to_string(sb.work.join("keys/id.pem")).unwrap(),
+        token
+    );
+});
+
+each_path!(an_unreadable_directory_hides_nothing_from_hide, |mode| {
+    // The host looks for --hide matches as the user; a directory the
+    // command made unreadable (chmod 311) was skipped, so its files were
+    // not covered in the next container.
+    let sb = Sandbox::new(mode, "esc-hide-chmod");
+    let token = format!("lns-hide-chmod-{}-{}", std::process::id(), sb.variant());
+    sb.mkdir("work/keys");
+    sb.write("work/keys/id.pem", &token);
+    let hide = ["--hide", "*.pem"];
+    ok(&run_script(&sb, &hide, "chmod 311 keys"));
+    ok(&sb.run(&["--prune", "--all"]));
+    let o = run_script(&sb, &hide, "chmod 755 keys; cat keys/id.pem; echo end");
+    assert!(!stdout(&o).contains(&token), "read the hidden file: {o:?}");
+    match o.status.code() {
+        Some(0) => {} // root reads it anyway, and hides it
+        Some(125) => assert!(
+            stderr(&o).lines().count() == 1 && stderr(&o).contains("cannot read"),
+            "{}",
+            stderr(&o)
+        ),
+        code => panic!("exit {code:?}: {o:?}"),
+    }
+    let _ = std::fs::set_permissions(sb.work.join("keys"), std::fs::Permissions::from_mode(0o755));
+    let _ = sb.run(&["--prune", "--all"]);
+});
+
+each_path!(a_fork_bomb_left_behind_ends_with_its_call, |mode| {
+    // Killing leftovers round by round lost to a fork bomb: it outlived
+    // the call, filled the process limit and broke the next calls.
+    let sb = Sandbox::new(mode, "esc-bomb");
+    let limits = ["--pids-limit", "200"];
+    let bomb = "setsid sh -c 'b(){ while :; do b & sleep 0.01; done; }; b' >/dev/null 2>&1 </dev/null & \
+        sleep 2; echo done";
+    assert_eq!(ok(&run_script(&sb, &limits, bomb)), "done\n");
+    let count = "n=0; for p in /proc/[0-9]*; do n=$((n+1)); done; echo $n";
+    let left: usize = ok(&run_script(&sb, &limits, count)).trim().parse().unwrap();
+    assert!(left < 10, "{left} processes left in the container");
 });

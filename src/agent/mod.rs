@@ -63,9 +63,9 @@ pub const ARG: &str = "--internal-agent";
 const RECHECK: Duration = Duration::from_secs(10);
 /// Threads per call only read a socket and wait; they need little stack.
 const CALL_STACK: usize = 128 << 10;
-/// How long killing a call's leftovers may take (a fork loop is killed
-/// round by round).
-const REAP_LIMIT: Duration = Duration::from_secs(1);
+/// How long killing a call's leftovers may take (a fork bomb is frozen
+/// round by round, then killed).
+const REAP_LIMIT: Duration = Duration::from_secs(5);
 
 /// The container's command for an agent.
 pub fn command() -> Vec<String> {
@@ -125,6 +125,12 @@ pub fn serve() -> Result<()> {
                 continue;
             }
         };
+        // Only the host may ask for a call: its pid is outside our pid
+        // namespace (0 here), a command's is inside. A command talking to
+        // us directly could otherwise start processes we would spare.
+        if sys::peer_pid(conn.as_fd()).map_or(true, |pid| pid != 0) {
+            continue;
+        }
         calls.open.fetch_add(1, Ordering::SeqCst);
         let open = Open(Arc::clone(&calls));
         if wire::send(&conn, wire::READY, 0).is_err() {

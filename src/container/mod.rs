@@ -78,15 +78,17 @@ pub struct Spec {
     pub hide: Vec<String>,
 }
 
-/// Workdir paths the command may read but not change: what Lectic reads
-/// its configuration from (a command could rewrite its own `sandbox:`
-/// line) and what git runs or obeys on the host (hooks; `core.hooksPath`,
-/// `core.fsmonitor`).
-const READ_ONLY: &[&str] = &["lectic.yaml", "*.lec", ".git/hooks", ".git/config"];
+/// Entries of the workdir's top level the command may read but not change:
+/// what Lectic reads its configuration from (a command could rewrite its
+/// own `sandbox:` line) and git's directory, whose config, hooks and
+/// `commondir` decide what git runs on the host. Only the top level: its
+/// entries are mount points of a directory that is itself one, so they can
+/// be neither renamed nor replaced.
+const READ_ONLY: &[&str] = &["lectic.yaml", "*.lec", ".git"];
 /// How deep and how many workdir entries `--hide` patterns are looked
-/// for in, when a container is made.
+/// for in, when a container is made; past either, no container is made.
 const HIDE_DEPTH: usize = 8;
-const HIDE_ENTRIES: usize = 50_000;
+const HIDE_ENTRIES: usize = 500_000;
 
 /// What a dev shell needs of the host's Nix.
 #[derive(Debug, Clone)]
@@ -254,11 +256,15 @@ impl Spec {
     }
 
     /// Mounts over workdir paths, found as the container is made: the
-    /// [`READ_ONLY`] ones bound read-only onto themselves, the `--hide`
+    /// [`READ_ONLY`] entries bound read-only onto themselves, the `--hide`
     /// ones covered (a file by /dev/null, a directory by an empty
-    /// read-only tmpfs). Symlinks are left alone: a command may have put
-    /// them there. Returns the options and the bound sources, to verify in
-    /// the new container like the other mounts.
+    /// read-only tmpfs), and the directories between the workdir and a
+    /// path pattern's match bound onto themselves, so the command cannot
+    /// rename them to move the match out of the pattern's way. Symlinks are
+    /// left alone: a command may have put them there. A directory that
+    /// cannot be read fails the call: what it holds cannot be hidden.
+    /// Returns the options and the bound sources, to verify in the new
+    /// container like the other mounts.
     pub fn workdir_guards(&self) -> Result<(Vec<String>, Vec<Checked>)> {
         let mut args = Vec::new();
         let mut checked = Vec::new();
@@ -272,8 +278,25 @@ impl Spec {
                 Ok(s)
             }
         };
+        let mut bind = |path: PathBuf, meta: &std::fs::Metadata, mode: &str| -> Result<()> {
+            let s = usable(&path)?;
+            args.extend(["--volume".into(), format!("{s}:{s}:{mode}")]);
+            checked.push(Checked {
+                option: "the workdir's",
+                target: path.clone(),
+                path,
+                id: (
+                    std::os::unix::fs::MetadataExt::dev(meta),
+                    std::os::unix::fs::MetadataExt::ino(meta),
+                ),
+            });
+            Ok(())
+        };
+        let depth = if self.hide.is_empty() { 1 } else { HIDE_DEPTH };
         let mut hidden: Vec<PathBuf> = Vec::new();
-        for (rel, meta) in walk(&self.workdir, HIDE_DEPTH, HIDE_ENTRIES) {
+        let mut pinned: Vec<PathBuf> = Vec::new();
+        let mut covers = Vec::new();
+        for (rel, meta) in walk(&self.workdir, depth, HIDE_ENTRIES)? {
             // What lies in a hidden directory is hidden with it.
             if hidden.iter().any(|h| rel.starts_with(h)) {
                 continue;
@@ -281,38 +304,45 @@ impl Spec {
             let path = self.workdir.join(&rel);
             let name = rel.file_name().unwrap_or_default().to_string_lossy();
             let rel_str = rel.to_string_lossy();
-            let matches = |p: &str| {
-                if p.contains('/') {
-                    crate::env::glob_match(p, &rel_str)
-                } else {
-                    crate::env::glob_match(p, &name)
-                }
-            };
-            if self.hide.iter().any(|p| matches(p)) {
+            let by_path = self
+                .hide
+                .iter()
+                .any(|p| p.contains('/') && crate::env::glob_match(p, &rel_str));
+            let by_name = self
+                .hide
+                .iter()
+                .any(|p| !p.contains('/') && crate::env::glob_match(p, &name));
+            if by_path || by_name {
                 let s = usable(&path)?;
                 if meta.is_dir() {
                     hidden.push(rel.clone());
-                    args.push(format!("--tmpfs={s}:ro,size=4k,mode=755"));
+                    covers.push(format!("--tmpfs={s}:ro,size=4k,mode=755"));
                 } else {
-                    args.extend(["--volume".into(), format!("/dev/null:{s}:ro")]);
+                    covers.extend(["--volume".into(), format!("/dev/null:{s}:ro")]);
                 }
-            } else if READ_ONLY
-                .iter()
-                .any(|p| crate::env::glob_match(p, &rel_str))
+                if by_path {
+                    for dir in rel.ancestors().skip(1) {
+                        if !dir.as_os_str().is_empty() && !pinned.iter().any(|p| p == dir) {
+                            pinned.push(dir.to_owned());
+                        }
+                    }
+                }
+            } else if rel.components().count() == 1
+                && READ_ONLY
+                    .iter()
+                    .any(|p| crate::env::glob_match(p, &rel_str))
             {
-                let s = usable(&path)?;
-                args.extend(["--volume".into(), format!("{s}:{s}:ro")]);
-                checked.push(Checked {
-                    option: "the workdir's",
-                    path: path.clone(),
-                    target: path,
-                    id: (
-                        std::os::unix::fs::MetadataExt::dev(&meta),
-                        std::os::unix::fs::MetadataExt::ino(&meta),
-                    ),
-                });
+                bind(path, &meta, "ro")?;
             }
         }
+        // Outer directories first: Podman mounts in the order given.
+        pinned.sort_by_key(|p| p.components().count());
+        for dir in pinned {
+            let path = self.workdir.join(&dir);
+            let meta = std::fs::symlink_metadata(&path).with_path("cannot inspect", &path)?;
+            bind(path, &meta, "rw")?;
+        }
+        args.extend(covers);
         Ok((args, checked))
     }
 
@@ -788,38 +818,44 @@ fn watcher_alive(dir: &WarmDir) -> Result<bool> {
 }
 
 /// The entries under `dir`, parents before children (not following
-/// symlinks; of `.git` only its own entries), as paths relative to it with
-/// their metadata: at most `most` of them, at most `depth` deep.
-fn walk(dir: &std::path::Path, depth: usize, most: usize) -> Vec<(PathBuf, std::fs::Metadata)> {
+/// symlinks), as paths relative to it with their metadata, at most `depth`
+/// deep. A directory that cannot be read, or more than `most` entries,
+/// is an error: a command could make either happen to hide a file from
+/// the walk.
+fn walk(
+    dir: &std::path::Path,
+    depth: usize,
+    most: usize,
+) -> Result<Vec<(PathBuf, std::fs::Metadata)>> {
     let mut out = Vec::new();
     let mut queue = std::collections::VecDeque::from([(PathBuf::new(), 0)]);
     while let Some((rel, level)) = queue.pop_front() {
-        let Ok(entries) = std::fs::read_dir(dir.join(&rel)) else {
-            continue;
+        let at = dir.join(&rel);
+        let unreadable = |e| {
+            Error::usage(format!(
+                "cannot read {} to protect and hide what it holds ({e}); make it readable (chmod u+rx) or remove it",
+                at.display()
+            ))
         };
-        for e in entries.flatten() {
-            let Ok(meta) = e.metadata() else { continue };
+        for e in std::fs::read_dir(&at).map_err(unreadable)? {
+            let e = e.map_err(unreadable)?;
+            let meta = e.metadata().map_err(unreadable)?;
             if out.len() >= most {
-                verbose!("looked at {most} workdir entries for --hide and stopped");
-                return out;
+                return Err(Error::usage(format!(
+                    "more than {most} entries under {}: --hide cannot look at them all; hide a directory above them, or make the tree smaller",
+                    dir.display()
+                )));
             }
             let child = rel.join(e.file_name());
-            if meta.is_symlink() {
-                continue;
+            if meta.is_dir() && !meta.is_symlink() && level + 1 < depth {
+                queue.push_back((child.clone(), level + 1));
             }
-            // Of .git, only what lies right in it (hooks, config).
-            let next = if child.as_os_str() == ".git" {
-                depth - 1
-            } else {
-                level + 1
-            };
-            if meta.is_dir() && next < depth {
-                queue.push_back((child.clone(), next));
+            if !meta.is_symlink() {
+                out.push((child, meta));
             }
-            out.push((child, meta));
         }
     }
-    out
+    Ok(out)
 }
 
 /// Removes a container of ours now; a missing one is no error.
@@ -988,10 +1024,10 @@ mod tests {
     }
 
     #[test]
-    fn lectic_files_and_git_hooks_are_read_only_and_hidden_paths_covered() {
+    fn lectic_files_and_git_are_read_only_and_hidden_paths_covered() {
         let w = std::env::temp_dir().join(format!("lns-guards-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&w);
-        for d in [".git/hooks", ".git/objects/ab", "sub/keys", "src"] {
+        for d in [".git/hooks", "sub/keys", "src"] {
             std::fs::create_dir_all(w.join(d)).unwrap();
         }
         for f in [
@@ -1009,28 +1045,28 @@ mod tests {
         std::os::unix::fs::symlink("/etc/passwd", w.join("link.lec")).unwrap();
         let mut s = spec();
         s.workdir = w.clone();
-        s.hide = vec![".env".into(), "*.pem".into(), "sub/keys".into()];
         let (args, checked) = s.workdir_guards().unwrap();
         let a = args.join(" ");
         let d = w.display();
-        for ro in [
-            "lectic.yaml",
-            "chat.lec",
-            "sub/old.lec",
-            ".git/hooks",
-            ".git/config",
-        ] {
+        for ro in ["lectic.yaml", "chat.lec", ".git"] {
             assert!(a.contains(&format!("{d}/{ro}:{d}/{ro}:ro")), "{ro} in {a}");
         }
-        assert_eq!(checked.len(), 5);
+        assert_eq!(checked.len(), 3, "{a}");
+        assert!(!a.contains("old.lec") && !a.contains("link.lec"), "{a}");
+
+        s.hide = vec![".env".into(), "*.pem".into(), "sub/keys".into()];
+        let (args, checked) = s.workdir_guards().unwrap();
+        let a = args.join(" ");
         assert!(a.contains(&format!("/dev/null:{d}/.env:ro")), "{a}");
         assert!(a.contains(&format!("/dev/null:{d}/sub/x.pem:ro")), "{a}");
         assert!(a.contains(&format!("--tmpfs={d}/sub/keys:ro")), "{a}");
         assert!(!a.contains("a.pem"), "inside a hidden directory: {a}");
         assert!(
-            !a.contains("link.lec") && !a.contains("main.rs") && !a.contains("objects"),
-            "{a}"
+            a.contains(&format!("{d}/sub:{d}/sub:rw")),
+            "a path pattern's directories cannot be renamed away: {a}"
         );
+        assert_eq!(checked.len(), 4, "{a}");
+        assert!(!a.contains("main.rs"), "{a}");
     }
 
     #[test]
