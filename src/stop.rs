@@ -66,9 +66,10 @@ pub fn marked_with_any(pid: i32, calls: &HashSet<String>) -> bool {
 /// Kills the processes `victims` names, and what it names next (they may
 /// fork meanwhile), until it names none or `limit` passes. They are
 /// stopped (SIGSTOP) first, round by round, until no new one appears, so a
-/// fork bomb cannot outgrow the rounds; then killed.
+/// fork bomb cannot outgrow the rounds; then killed. Each phase is bounded
+/// by `limit`.
 pub fn kill_until_none(limit: Duration, mut victims: impl FnMut() -> Vec<i32>) {
-    let start = Instant::now();
+    let mut start = Instant::now();
     let mut stopped = HashSet::new();
     while start.elapsed() < limit {
         let fresh: Vec<i32> = victims()
@@ -83,6 +84,8 @@ pub fn kill_until_none(limit: Duration, mut victims: impl FnMut() -> Vec<i32>) {
             stopped.insert(pid);
         }
     }
+    // The killing gets its own bound: what was stopped must not stay so.
+    start = Instant::now();
     while start.elapsed() < limit {
         let pids = victims();
         if pids.is_empty() {

@@ -39,6 +39,9 @@ pub const HOME_TARGET: &str = "/home/sandbox";
 
 /// How long a call waits for a warm container's use or create lock.
 const WARM_LOCK_LIMIT: Duration = Duration::from_secs(600);
+/// How long killing a `podman exec` call's leftovers may take, per phase
+/// (see `stop::kill_until_none`).
+const REAP_LIMIT: Duration = Duration::from_secs(5);
 /// How long a call on the watcher path waits for `busy.lock`, which only a
 /// command holding it exclusively would keep from it.
 const BUSY_LIMIT: Duration = Duration::from_secs(2);
@@ -771,7 +774,7 @@ pub fn reap_leftovers(warm: &Warm) {
     let ns = |pid: i32| std::fs::read_link(format!("/proc/{pid}/ns/pid")).ok();
     let Some(container_ns) = ns(init) else { return };
     let kept: HashSet<String> = warm.dir.kept_calls().into_iter().collect();
-    stop::kill_until_none(Duration::from_secs(1), || {
+    stop::kill_until_none(REAP_LIMIT, || {
         let inside: HashMap<i32, i32> = stop::process_table()
             .into_iter()
             .filter(|&(pid, _)| pid != init && ns(pid).as_ref() == Some(&container_ns))
