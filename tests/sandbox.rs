@@ -196,8 +196,18 @@ each_path!(env_values_never_appear_in_process_arguments, |mode| {
     sb.extra_env = vec![("API_TOKEN".into(), secret.clone())];
     ok(&sb.run(&["true"]));
     let token = format!("{}{}", 880000 + std::process::id() % 1000, sb.variant());
+    // Also under a name podman itself reads, which cannot go through
+    // podman's environment.
+    let file = sb.write("reserved.env", &format!("CONTAINERS_SECRET={secret}\n"));
     let child = sb
-        .command(&["--pass-env", "API_TOKEN", "sleep", &token])
+        .command(&[
+            "--pass-env",
+            "API_TOKEN",
+            "--env-file",
+            file.to_str().unwrap(),
+            "sleep",
+            &token,
+        ])
         .stdout(Stdio::null())
         .spawn()
         .unwrap();

@@ -25,22 +25,67 @@ use crate::stop::{self, CALL_VAR, new_call_id};
 use crate::store::Podman;
 use crate::{sys, verbose};
 
-/// Options that put the command's environment in place. Values go through
-/// podman's own environment (`--env NAME`), never argv, where any local
-/// user could read them with `ps`; names podman itself needs go as
-/// `--env NAME=VALUE`.
-fn env_options(cfg: &Config, call_id: &str, cmd: &mut Command) -> Vec<String> {
+/// Options that put the command's environment in place. Values never go
+/// on argv, where any local user could read them with `ps`: they go
+/// through podman's own environment (`--env NAME`), and those of names
+/// podman itself reads (`PATH`, `HOME`, `CONTAINERS_*`, ...) through a
+/// private env file, removed when the returned guard goes.
+fn env_options(
+    cfg: &Config,
+    call_id: &str,
+    cmd: &mut Command,
+) -> Result<(Vec<String>, Option<EnvFile>)> {
     let mut opts = Vec::new();
+    let mut reserved = String::new();
     for (name, value) in call_env(cfg) {
         if Podman::reserved_env(name) {
-            opts.extend(["--env".into(), format!("{name}={value}")]);
+            if value.contains('\n') {
+                return Err(Error::usage(format!(
+                    "{name}: its value has a newline, which podman cannot be given without showing it on its command line; remove the newline"
+                )));
+            }
+            reserved += &format!("{name}={value}\n");
         } else {
             cmd.env(name, value);
             opts.extend(["--env".into(), name.clone()]);
         }
     }
+    let file = if reserved.is_empty() {
+        None
+    } else {
+        let file = EnvFile::write(&cfg.paths.temp.join(format!("env-{call_id}")), &reserved)?;
+        opts.extend(["--env-file".into(), file.0.display().to_string()]);
+        Some(file)
+    };
     opts.extend(["--env".into(), format!("{CALL_VAR}={call_id}")]);
-    opts
+    Ok((opts, file))
+}
+
+/// A file of `NAME=VALUE` lines only we can read, for `podman --env-file`;
+/// removed when dropped.
+struct EnvFile(std::path::PathBuf);
+
+impl EnvFile {
+    fn write(path: &std::path::Path, text: &str) -> Result<EnvFile> {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(|e| Error::io("cannot write", path, e))?;
+        let file = EnvFile(path.to_owned());
+        f.write_all(text.as_bytes())
+            .map_err(|e| Error::io("cannot write", path, e))?;
+        Ok(file)
+    }
+}
+
+impl Drop for EnvFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
 }
 
 /// The call's variables; the call's own marker is set per path, never
@@ -145,7 +190,8 @@ async fn exec_in(cfg: &Config, podman: &Podman, name: &str, call_id: &str) -> Re
     let mut cmd = podman.command(["exec"]);
     let mut args = interactive_options();
     args.extend(["--workdir".into(), cfg.workdir.display().to_string()]);
-    args.extend(env_options(cfg, &call_id, &mut cmd));
+    let (env, _env_file) = env_options(cfg, &call_id, &mut cmd)?;
+    args.extend(env);
     args.push(name.to_owned());
     args.extend(cfg.command.iter().cloned());
     cmd.args(&args);
@@ -167,7 +213,8 @@ pub async fn run_once(cfg: &Config, podman: &Podman, spec: &Spec) -> Result<i32>
     args.extend(spec.run_args());
     let (guards, guarded) = spec.workdir_guards()?;
     args.extend(guards);
-    args.extend(env_options(cfg, &call_id, &mut cmd));
+    let (env, _env_file) = env_options(cfg, &call_id, &mut cmd)?;
+    args.extend(env);
     args.push(spec.image.clone());
     // The image has a shell (the watcher's tools): the command waits behind
     // the gate until the mounts are verified. Without one it runs at once.
