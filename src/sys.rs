@@ -217,10 +217,12 @@ fn stat_field<T: std::str::FromStr>(pid: u32, n: usize) -> Option<T> {
 
 /// The fields of /proc/<pid>/stat from the third (the state) on.
 fn stat_fields(pid: u32) -> Option<std::vec::IntoIter<String>> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name (field 2) may contain spaces and parentheses; the
-    // fields after its closing one don't.
-    let rest = stat.get(stat.rfind(')')? + 2..)?;
+    // Bytes: the command name (field 2) is whatever the process set, not
+    // always UTF-8, and may contain spaces and parentheses; the fields
+    // after its closing one are plain.
+    let stat = std::fs::read(format!("/proc/{pid}/stat")).ok()?;
+    let close = stat.iter().rposition(|&b| b == b')')?;
+    let rest = std::str::from_utf8(stat.get(close + 2..)?).ok()?;
     Some(
         rest.split(' ')
             .map(str::to_owned)
@@ -508,6 +510,26 @@ mod tests {
             assert_eq!(e.raw_os_error(), Some(libc::ELOOP), "{through}");
         }
         assert!(open_no_symlinks(&dir.join("real/../real")).is_err());
+    }
+
+    #[test]
+    fn a_process_named_in_bytes_that_are_not_utf8_is_still_seen() {
+        let mut child = std::process::Command::new("sh")
+            .args([
+                "-c",
+                "printf '\\377) x' > /proc/self/comm; while :; do sleep 1; done",
+            ])
+            .spawn()
+            .unwrap();
+        let renamed = (0..400).any(|_| {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+            std::fs::read(format!("/proc/{}/comm", child.id())).is_ok_and(|c| c[0] == 0xff)
+        });
+        let parent = live_parent(child.id());
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert!(renamed, "the name was set");
+        assert_eq!(parent, Some(std::process::id()));
     }
 
     #[test]

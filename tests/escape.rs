@@ -1278,6 +1278,10 @@ each_path!(a_hidden_paths_directory_cannot_be_renamed_away, |mode| {
         std::fs::read_to_string(sb.work.join("keys/id.pem")).unwrap(),
         token
     );
+    // A name pattern's match cannot be moved deeper than --hide looks.
+    let deep =
+        "mkdir -p a/b/c/d/e/f/g && mv keys a/b/c/d/e/f/g/ 2>/dev/null && echo moved; echo end";
+    assert_eq!(ok(&run_script(&sb, &["--hide", "*.pem"], deep)), "end\n");
 });
 
 each_path!(an_unreadable_directory_hides_nothing_from_hide, |mode| {
@@ -1318,3 +1322,24 @@ each_path!(a_fork_bomb_left_behind_ends_with_its_call, |mode| {
     let left: usize = ok(&run_script(&sb, &limits, count)).trim().parse().unwrap();
     assert!(left < 10, "{left} processes left in the container");
 });
+
+each_path!(
+    a_leftover_with_an_unreadable_name_ends_with_its_call,
+    |mode| {
+        // A process named in bytes that are not UTF-8 was left out of the
+        // reaper's process table, and so was everything it started.
+        let sb = Sandbox::new(mode, "esc-comm");
+        let sleep = format!("sleep {}", unique(&sb, 3041));
+        let _reaper = Reaper(vec![sleep.clone()]);
+        let script = format!(
+            "setsid env -i sh -c \"printf '\\\\377' > /proc/self/comm; while :; do {sleep}; done\" \
+         </dev/null >/dev/null 2>&1 & sleep 1; echo started"
+        );
+        assert_eq!(ok(&run_script(&sb, &[], &script)), "started\n");
+        assert!(
+            eventually(Duration::from_secs(3), || running(&sleep).is_empty()),
+            "left running after the call: {:?}",
+            running(&sleep)
+        );
+    }
+);

@@ -262,8 +262,9 @@ impl Spec {
     /// [`READ_ONLY`] entries bound read-only onto themselves, the `--hide`
     /// ones covered (a file by /dev/null, a directory by an empty
     /// read-only tmpfs), and the directories between the workdir and a
-    /// path pattern's match bound onto themselves, so the command cannot
-    /// rename them to move the match out of the pattern's way. Symlinks are
+    /// match bound onto themselves, so the command cannot rename them to
+    /// move the match out of a path pattern's way or deeper than the walk
+    /// looks. Symlinks are
     /// left alone: a command may have put them there. A directory that
     /// cannot be read fails the call: what it holds cannot be hidden.
     /// Returns the options and the bound sources, to verify in the new
@@ -323,11 +324,11 @@ impl Spec {
                 } else {
                     covers.extend(["--volume".into(), format!("/dev/null:{s}:ro")]);
                 }
-                if by_path {
-                    for dir in rel.ancestors().skip(1) {
-                        if !dir.as_os_str().is_empty() && !pinned.iter().any(|p| p == dir) {
-                            pinned.push(dir.to_owned());
-                        }
+                // Its directories cannot be renamed either: not out of a
+                // path pattern's way, nor deeper than the walk looks.
+                for dir in rel.ancestors().skip(1) {
+                    if !dir.as_os_str().is_empty() && !pinned.iter().any(|p| p == dir) {
+                        pinned.push(dir.to_owned());
                     }
                 }
             } else if rel.components().count() == 1
@@ -1066,7 +1067,7 @@ mod tests {
         assert!(!a.contains("a.pem"), "inside a hidden directory: {a}");
         assert!(
             a.contains(&format!("{d}/sub:{d}/sub:rw")),
-            "a path pattern's directories cannot be renamed away: {a}"
+            "a match's directories cannot be renamed away: {a}"
         );
         assert_eq!(checked.len(), 4, "{a}");
         assert!(!a.contains("main.rs"), "{a}");
