@@ -1343,3 +1343,31 @@ each_path!(
         );
     }
 );
+
+each_path!(a_submodules_gitdir_pointer_cannot_be_redirected, |mode| {
+    // `.git` is read-only, but a submodule's `sub/.git` (a pointer to its
+    // git directory) was not: pointed at a config the command wrote, the
+    // host's `git status` ran its fsmonitor. Likewise a hooks directory
+    // in the worktree (`core.hooksPath`).
+    let sb = Sandbox::new(mode, "esc-submodule");
+    sb.write(
+        "work/.git/config",
+        "[core]\n\tbare = false\n\thooksPath = .husky\n",
+    );
+    sb.write(
+        "work/.git/modules/sub/config",
+        "[core]\n\tworktree = ../../../lib/sub\n",
+    );
+    sb.mkdir("work/lib/sub");
+    sb.mkdir("work/.husky");
+    sb.write("work/lib/sub/.git", "gitdir: ../../.git/modules/sub\n");
+    let script = "echo 'gitdir: ../../evil' > lib/sub/.git 2>/dev/null && echo redirected; \
+        mv lib/sub lib/sub2 2>/dev/null && echo moved-sub; mv lib lib2 2>/dev/null && echo moved-lib; \
+        touch .husky/pre-commit 2>/dev/null && echo hook; echo end";
+    assert_eq!(ok(&run_script(&sb, &[], script)), "end\n");
+    assert_eq!(
+        std::fs::read_to_string(sb.work.join("lib/sub/.git")).unwrap(),
+        "gitdir: ../../.git/modules/sub\n"
+    );
+    assert!(!sb.work.join(".husky/pre-commit").exists());
+});

@@ -339,12 +339,40 @@ impl Spec {
                 bind(path, &meta, "ro")?;
             }
         }
+        for name in ["lectic.yaml", ".git"] {
+            if std::fs::symlink_metadata(self.workdir.join(name)).is_ok_and(|m| m.is_symlink()) {
+                verbose!("{name} is a symlink: the command can replace it; make it a regular file");
+            }
+        }
+        // What git on the host reads outside `.git`: each submodule's `.git`
+        // (its gitdir pointer; the submodule's directory is pinned, so it
+        // cannot be swapped for another) and a hooks directory in the
+        // worktree (`core.hooksPath`, as husky sets it).
+        let git = git_outside_dot_git(&self.workdir);
+        for rel in &git {
+            for dir in rel.ancestors().skip(1) {
+                if !dir.as_os_str().is_empty() && !pinned.iter().any(|p| p == dir) {
+                    pinned.push(dir.to_owned());
+                }
+            }
+        }
         // Outer directories first: Podman mounts in the order given.
         pinned.sort_by_key(|p| p.components().count());
         for dir in pinned {
             let path = self.workdir.join(&dir);
-            let meta = std::fs::symlink_metadata(&path).with_path("cannot inspect", &path)?;
-            bind(path, &meta, "rw")?;
+            // A symlink would mount where it points: never bound.
+            match std::fs::symlink_metadata(&path) {
+                Ok(meta) if meta.is_dir() => bind(path, &meta, "rw")?,
+                _ => verbose!("{}: not a directory, not pinned", path.display()),
+            }
+        }
+        for rel in git {
+            let path = self.workdir.join(&rel);
+            if let Ok(meta) = std::fs::symlink_metadata(&path)
+                && !meta.is_symlink()
+            {
+                bind(path, &meta, "ro")?;
+            }
         }
         args.extend(covers);
         Ok((args, checked))
@@ -821,6 +849,71 @@ fn watcher_alive(dir: &WarmDir) -> Result<bool> {
     Ok(lock::try_acquire(&dir.alive_lock(), Mode::Shared)?.is_none())
 }
 
+/// Paths (relative to `workdir`) outside `.git` that git on the host reads
+/// as configuration of this repository: every submodule's `.git`, found
+/// through the `core.worktree` of each `.git/modules/**/config`, and the
+/// hooks directory `core.hooksPath` names, if it lies in the workdir.
+fn git_outside_dot_git(workdir: &std::path::Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let value = |config: &std::path::Path, key: &str| -> Option<String> {
+        let text = std::fs::read_to_string(config).ok()?;
+        text.lines().find_map(|l| {
+            let (k, v) = l.split_once('=')?;
+            k.trim()
+                .eq_ignore_ascii_case(key)
+                .then(|| v.trim().trim_matches('"').to_owned())
+        })
+    };
+    let inside = |base: &std::path::Path, rel: &str| -> Option<PathBuf> {
+        let full = lexical_join(base, rel);
+        full.strip_prefix(workdir)
+            .ok()
+            .filter(|r| !r.as_os_str().is_empty())
+            .map(std::path::Path::to_owned)
+    };
+    let dot_git = workdir.join(".git");
+    if let Some(hooks) = value(&dot_git.join("config"), "hookspath")
+        && let Some(rel) = inside(workdir, &hooks)
+    {
+        found.push(rel);
+    }
+    let mut queue = vec![dot_git.join("modules")];
+    while let Some(dir) = queue.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let module = e.path();
+            if !e.file_type().is_ok_and(|t| t.is_dir()) {
+                continue;
+            }
+            if let Some(tree) = value(&module.join("config"), "worktree")
+                && let Some(rel) = inside(&module, &tree)
+            {
+                found.push(rel.join(".git"));
+            }
+            queue.push(module.join("modules"));
+        }
+    }
+    found
+}
+
+/// `base` joined with `rel` (which may be absolute), `.` and `..` taken
+/// by name.
+fn lexical_join(base: &std::path::Path, rel: &str) -> PathBuf {
+    let mut out = PathBuf::new();
+    for part in base.join(rel).components() {
+        match part {
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            std::path::Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    out
+}
+
 /// The entries under `dir`, parents before children (not following
 /// symlinks), as paths relative to it with their metadata, at most `depth`
 /// deep. A directory that cannot be read, or more than `most` entries,
@@ -1071,6 +1164,44 @@ mod tests {
         );
         assert_eq!(checked.len(), 4, "{a}");
         assert!(!a.contains("main.rs"), "{a}");
+    }
+
+    #[test]
+    fn submodules_gitdir_pointers_and_a_worktree_hooks_path_are_read_only() {
+        let w = std::env::temp_dir().join(format!("lns-git-guards-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&w);
+        for d in [".git/modules/sub/modules/inner", "lib/sub/inner", ".husky"] {
+            std::fs::create_dir_all(w.join(d)).unwrap();
+        }
+        let files = [
+            (".git/config", "[core]\n\thooksPath = .husky\n"),
+            (
+                ".git/modules/sub/config",
+                "[core]\n\tworktree = ../../../lib/sub\n",
+            ),
+            (
+                ".git/modules/sub/modules/inner/config",
+                "[core]\n\tworktree = ../../../../../lib/sub/inner\n",
+            ),
+            ("lib/sub/.git", "gitdir: ../../.git/modules/sub\n"),
+            ("lib/sub/inner/.git", "gitdir: x\n"),
+        ];
+        for (f, text) in files {
+            std::fs::write(w.join(f), text).unwrap();
+        }
+        let mut s = spec();
+        s.workdir = w.clone();
+        let a = s.workdir_guards().unwrap().0.join(" ");
+        let d = w.display();
+        for ro in ["lib/sub/.git", "lib/sub/inner/.git", ".husky"] {
+            assert!(a.contains(&format!("{d}/{ro}:{d}/{ro}:ro")), "{ro} in {a}");
+        }
+        for pinned in ["lib", "lib/sub", "lib/sub/inner"] {
+            assert!(
+                a.contains(&format!("{d}/{pinned}:{d}/{pinned}:rw")),
+                "{pinned} in {a}"
+            );
+        }
     }
 
     #[test]
