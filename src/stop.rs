@@ -41,7 +41,7 @@ fn all_pids() -> Vec<i32> {
 }
 
 /// The call id `pid` carries, if any.
-fn mark_of(pid: i32) -> Option<String> {
+pub fn mark_of(pid: i32) -> Option<String> {
     let env = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
     let prefix = format!("{CALL_VAR}=");
     env.split(|&b| b == 0).find_map(|var| {

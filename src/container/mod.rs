@@ -788,13 +788,14 @@ pub(crate) fn verify_mounts<'a>(
     Ok(())
 }
 
-/// Kills what a call through `podman exec` left in the container (the
-/// agent does this itself for its calls): every process hanging under the
-/// container's init other than its main process and what that started,
-/// unless it carries the mark of a call that may keep its processes.
-/// Processes of other exec sessions hang under their conmon, outside the
-/// container, and stay.
-pub fn reap_leftovers(warm: &Warm) {
+/// Kills what call `call_id`, made through `podman exec`, left in the
+/// container (the agent does this itself for its calls): every process of
+/// the container but init, its main process and what that started, unless
+/// it carries the mark of a call that may keep its processes or of a call
+/// still running. Orphans of an exec session hang under its conmon (a
+/// subreaper outside the container) or init, so a call still running is
+/// known by its exec session's root: the process whose parent is outside.
+pub fn reap_leftovers(warm: &Warm, call_id: &str) {
     let Some(main) = warm.dir.main() else { return };
     let Some(init) = sys::live_pid(&main.init) else {
         return;
@@ -821,24 +822,32 @@ pub fn reap_leftovers(warm: &Warm) {
                     .min_by_key(|&(&pid, _)| sys::process_start(pid as u32))
                     .map(|(&pid, _)| pid)
             });
-        // What hangs under init through another child than the main one;
-        // not what hangs under an exec session's conmon (outside).
-        let under_init_not_main = |pid: i32| {
+        let under_main = |pid: i32| {
             let mut p = pid;
             for _ in 0..=inside.len() {
+                if Some(p) == main_pid {
+                    return true;
+                }
                 match inside.get(&p) {
-                    Some(&pp) if pp == init => return Some(p) != main_pid,
-                    Some(&pp) => p = pp,
-                    None => return false,
+                    Some(&pp) if inside.contains_key(&pp) => p = pp,
+                    _ => return false,
                 }
             }
             false
         };
+        let mut spared = kept.clone();
+        spared.extend(
+            inside
+                .iter()
+                .filter(|&(_, pp)| !inside.contains_key(pp) && *pp != init)
+                .filter_map(|(&pid, _)| stop::mark_of(pid))
+                .filter(|id| id != call_id),
+        );
         inside
             .keys()
             .copied()
-            .filter(|&pid| under_init_not_main(pid))
-            .filter(|&pid| !stop::marked_with_any(pid, &kept))
+            .filter(|&pid| !under_main(pid))
+            .filter(|&pid| !stop::marked_with_any(pid, &spared))
             .collect()
     });
 }

@@ -161,7 +161,7 @@ pub async fn run_warm(cfg: &Config, podman: &Podman, warm: &mut Warm) -> Result<
     }
     let code = exec_in(cfg, podman, &warm.name, &call_id).await;
     if !cfg.keep_processes {
-        crate::container::reap_leftovers(warm);
+        crate::container::reap_leftovers(warm, &call_id);
     }
     code
 }
