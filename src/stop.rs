@@ -71,14 +71,14 @@ pub fn marked_with_any(pid: i32, calls: &HashSet<String>) -> bool {
 pub fn kill_until_none(limit: Duration, mut victims: impl FnMut() -> Vec<i32>) {
     let mut start = Instant::now();
     let mut stopped = HashSet::new();
-    while start.elapsed() < limit {
+    // Two quiet rounds: one may miss a child whose parent was just dying.
+    let mut quiet = 0;
+    while start.elapsed() < limit && quiet < 2 {
         let fresh: Vec<i32> = victims()
             .into_iter()
             .filter(|p| !stopped.contains(p))
             .collect();
-        if fresh.is_empty() {
-            break;
-        }
+        quiet = if fresh.is_empty() { quiet + 1 } else { 0 };
         for pid in fresh {
             sys::send_signal(pid, sys::SIGSTOP);
             stopped.insert(pid);
@@ -100,8 +100,15 @@ pub fn kill_until_none(limit: Duration, mut victims: impl FnMut() -> Vec<i32>) {
 
 /// Every live process (zombies left out) and its parent.
 pub fn process_table() -> HashMap<i32, i32> {
+    process_table_where(|_| true)
+}
+
+/// Like [`process_table`], for the processes `keep` admits (asked first,
+/// so a cheap test spares reading the others' status).
+pub fn process_table_where(keep: impl Fn(i32) -> bool) -> HashMap<i32, i32> {
     all_pids()
         .into_iter()
+        .filter(|&pid| keep(pid))
         .filter_map(|pid| Some((pid, sys::live_parent(pid as u32)? as i32)))
         .collect()
 }

@@ -33,6 +33,15 @@ pub fn signal_group(pgid: i32, sig: i32) -> bool {
     unsafe { libc::kill(-pgid, sig) == 0 }
 }
 
+/// Sends `sig` to every process this one may signal but itself and the
+/// init of its pid namespace (`kill(-1)`): only for the agent, as the main
+/// process of a container (see `agent::reap`).
+pub fn signal_all_but_init(sig: i32) -> bool {
+    // SAFETY: kill takes plain integers; -1 names every process we may
+    // signal, init and ourselves excepted.
+    unsafe { libc::kill(-1, sig) == 0 }
+}
+
 /// Sends `sig` to `pid`; false if the process is gone or not ours.
 pub fn send_signal(pid: i32, sig: i32) -> bool {
     if pid <= 0 {

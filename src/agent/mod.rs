@@ -256,6 +256,26 @@ fn watch_caller(conn: &UnixStream, group: i32, call_id: &str, exited: &AtomicBoo
 /// (`env -i`, say) belongs to no call and goes.
 fn reap(calls: &Calls) {
     let me = std::process::id() as i32;
+    {
+        // With no other call connected or running and none kept (a
+        // `podman exec` session holds a connection open), everything but
+        // init and us goes: one kill(-1) per round reaches a fork bomb's newest
+        // children too. Only where we are the container's main process.
+        let running = lock(&calls.running);
+        let alone = calls.open.load(Ordering::SeqCst) <= 1; // this call's
+        if alone && running.is_empty() && lock(&calls.kept).is_empty() && container_main() {
+            let start = std::time::Instant::now();
+            while start.elapsed() < REAP_LIMIT {
+                let others = stop::process_table().keys().any(|&p| p != 1 && p != me);
+                if !others {
+                    return;
+                }
+                sys::signal_all_but_init(sys::SIGKILL);
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            return;
+        }
+    }
     stop::kill_until_none(REAP_LIMIT, || {
         // Not while a call starts its command: it is listed as it starts.
         let running = lock(&calls.running);
@@ -270,6 +290,14 @@ fn reap(calls: &Calls) {
             .filter(|&pid| !stop::marked_with_any(pid, &spared))
             .collect()
     });
+}
+
+/// Whether this process is a container's main process: a child of the
+/// pid namespace's init, Podman's catatonit.
+fn container_main() -> bool {
+    let init = std::fs::read("/proc/1/comm").unwrap_or_default();
+    std::os::unix::process::parent_id() == 1
+        && (init.starts_with(b"podman-init") || init.starts_with(b"catatonit"))
 }
 
 /// Whether `pid` hangs under init (or under the agent) rather than under a

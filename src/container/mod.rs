@@ -15,7 +15,7 @@ pub mod prune;
 pub mod stamp;
 pub mod watcher;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -40,8 +40,8 @@ pub const HOME_TARGET: &str = "/home/sandbox";
 /// How long a call waits for a warm container's use or create lock.
 const WARM_LOCK_LIMIT: Duration = Duration::from_secs(600);
 /// How long killing a `podman exec` call's leftovers may take, per phase
-/// (see `stop::kill_until_none`).
-const REAP_LIMIT: Duration = Duration::from_secs(5);
+/// (see `stop::kill_until_none`): each round reads the host's /proc.
+const REAP_LIMIT: Duration = Duration::from_secs(10);
 /// How long a call on the watcher path waits for `busy.lock`, which only a
 /// command holding it exclusively would keep from it.
 const BUSY_LIMIT: Duration = Duration::from_secs(2);
@@ -805,10 +805,8 @@ pub fn reap_leftovers(warm: &Warm, call_id: &str) {
     let Some(container_ns) = ns(init) else { return };
     let kept: HashSet<String> = warm.dir.kept_calls().into_iter().collect();
     stop::kill_until_none(REAP_LIMIT, || {
-        let inside: HashMap<i32, i32> = stop::process_table()
-            .into_iter()
-            .filter(|&(pid, _)| pid != init && ns(pid).as_ref() == Some(&container_ns))
-            .collect();
+        let inside =
+            stop::process_table_where(|pid| pid != init && ns(pid).as_ref() == Some(&container_ns));
         // The main process: the agent, or else init's oldest child.
         let main_pid = main
             .agent
