@@ -3,13 +3,14 @@
 //! and where our state lives.
 
 use std::ffi::OsString;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::cli::{Action, Cli};
 use crate::digest::Key;
 use crate::env::{self, Env};
 use crate::error::{Error, IoContext, Result};
+use crate::fsutil::lexical;
 use crate::policy::Policy;
 use crate::{fsutil, policy, shellwords, sys};
 use clap::{CommandFactory, Parser, parser::ValueSource};
@@ -293,22 +294,6 @@ fn resolve_lenient(option: &str, path: &Path) -> Result<PathBuf> {
     }
 }
 
-/// `path` (absolute) with `.` and `..` taken away by name, not by
-/// following symlinks.
-fn lexical(path: &Path) -> PathBuf {
-    let mut out = PathBuf::new();
-    for part in path.components() {
-        match part {
-            Component::ParentDir => {
-                out.pop();
-            }
-            Component::CurDir => {}
-            other => out.push(other),
-        }
-    }
-    out
-}
-
 /// A mount source as it was checked: the inode its path named, which the
 /// new container's mount must be (see `container::verify_mounts`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -352,10 +337,7 @@ fn check_source(option: &'static str, given: &Path, real: &Path, target: &Path) 
         option,
         path: real.to_owned(),
         target: target.to_owned(),
-        id: (
-            std::os::unix::fs::MetadataExt::dev(&m),
-            std::os::unix::fs::MetadataExt::ino(&m),
-        ),
+        id: fsutil::file_id(&m),
     })
 }
 

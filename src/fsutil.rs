@@ -28,6 +28,27 @@ pub fn ensure_dir(path: &Path) -> Result<()> {
     fs::create_dir_all(path).with_path("cannot create directory", path)
 }
 
+/// `path` (absolute) with `.` and `..` taken away by name, not by
+/// following symlinks.
+pub fn lexical(path: &Path) -> std::path::PathBuf {
+    let mut out = std::path::PathBuf::new();
+    for part in path.components() {
+        match part {
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            std::path::Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+/// What names a file across renames: its device and inode numbers.
+pub fn file_id(meta: &fs::Metadata) -> (u64, u64) {
+    (meta.dev(), meta.ino())
+}
+
 /// Removes whatever is at `path` (a file, a socket, a symlink, which is not
 /// followed, or a whole directory tree); nothing there is no error.
 pub fn remove_any(path: &Path) -> Result<()> {

@@ -259,8 +259,8 @@ fn reap(calls: &Calls) {
     {
         // With no other call connected or running and none kept (a
         // `podman exec` session holds a connection open), everything but
-        // init and us goes: one kill(-1) per round reaches a fork bomb's newest
-        // children too. Only where we are the container's main process.
+        // init and us goes: one kill(-1) per round reaches a fork bomb's
+        // newest children too. Only as the container's main process.
         let running = lock(&calls.running);
         let alone = calls.open.load(Ordering::SeqCst) <= 1; // this call's
         if alone && running.is_empty() && lock(&calls.kept).is_empty() && container_main() {

@@ -264,8 +264,7 @@ impl Spec {
     /// read-only tmpfs), and the directories between the workdir and a
     /// match bound onto themselves, so the command cannot rename them to
     /// move the match out of a path pattern's way or deeper than the walk
-    /// looks. Symlinks are
-    /// left alone: a command may have put them there. A directory that
+    /// looks. Symlinks are left alone: a command may have put them there. A directory that
     /// cannot be read fails the call: what it holds cannot be hidden.
     /// Returns the options and the bound sources, to verify in the new
     /// container like the other mounts.
@@ -289,10 +288,7 @@ impl Spec {
                 option: "the workdir's",
                 target: path.clone(),
                 path,
-                id: (
-                    std::os::unix::fs::MetadataExt::dev(meta),
-                    std::os::unix::fs::MetadataExt::ino(meta),
-                ),
+                id: fsutil::file_id(meta),
             });
             Ok(())
         };
@@ -326,11 +322,7 @@ impl Spec {
                 }
                 // Its directories cannot be renamed either: not out of a
                 // path pattern's way, nor deeper than the walk looks.
-                for dir in rel.ancestors().skip(1) {
-                    if !dir.as_os_str().is_empty() && !pinned.iter().any(|p| p == dir) {
-                        pinned.push(dir.to_owned());
-                    }
-                }
+                pin_ancestors(&mut pinned, &rel);
             } else if rel.components().count() == 1
                 && READ_ONLY
                     .iter()
@@ -350,11 +342,7 @@ impl Spec {
         // worktree (`core.hooksPath`, as husky sets it).
         let git = git_outside_dot_git(&self.workdir);
         for rel in &git {
-            for dir in rel.ancestors().skip(1) {
-                if !dir.as_os_str().is_empty() && !pinned.iter().any(|p| p == dir) {
-                    pinned.push(dir.to_owned());
-                }
-            }
+            pin_ancestors(&mut pinned, rel);
         }
         // Outer directories first: Podman mounts in the order given.
         pinned.sort_by_key(|p| p.components().count());
@@ -771,12 +759,7 @@ pub(crate) fn verify_mounts<'a>(
     for c in checked {
         let inside = PathBuf::from(format!("/proc/{pid}/root"))
             .join(c.target.strip_prefix("/").unwrap_or(&c.target));
-        let seen = std::fs::metadata(&inside).map(|m| {
-            (
-                std::os::unix::fs::MetadataExt::dev(&m),
-                std::os::unix::fs::MetadataExt::ino(&m),
-            )
-        });
+        let seen = std::fs::metadata(&inside).map(|m| fsutil::file_id(&m));
         if seen.ok() != Some(c.id) {
             return Err(Error::usage(format!(
                 "{} {}: it changed while the container was made (something swapped it, e.g. for a symlink); nothing ran, call again",
@@ -856,6 +839,16 @@ fn watcher_alive(dir: &WarmDir) -> Result<bool> {
     Ok(lock::try_acquire(&dir.alive_lock(), Mode::Shared)?.is_none())
 }
 
+/// Adds the directories between the workdir and `rel` (relative to it) to
+/// `pinned`, once each.
+fn pin_ancestors(pinned: &mut Vec<PathBuf>, rel: &std::path::Path) {
+    for dir in rel.ancestors().skip(1) {
+        if !dir.as_os_str().is_empty() && !pinned.iter().any(|p| p == dir) {
+            pinned.push(dir.to_owned());
+        }
+    }
+}
+
 /// Paths (relative to `workdir`) outside `.git` that git on the host reads
 /// as configuration of this repository: every submodule's `.git`, found
 /// through the `core.worktree` of each `.git/modules/**/config`, and the
@@ -872,7 +865,7 @@ fn git_outside_dot_git(workdir: &std::path::Path) -> Vec<PathBuf> {
         })
     };
     let inside = |base: &std::path::Path, rel: &str| -> Option<PathBuf> {
-        let full = lexical_join(base, rel);
+        let full = fsutil::lexical(&base.join(rel));
         full.strip_prefix(workdir)
             .ok()
             .filter(|r| !r.as_os_str().is_empty())
@@ -903,22 +896,6 @@ fn git_outside_dot_git(workdir: &std::path::Path) -> Vec<PathBuf> {
         }
     }
     found
-}
-
-/// `base` joined with `rel` (which may be absolute), `.` and `..` taken
-/// by name.
-fn lexical_join(base: &std::path::Path, rel: &str) -> PathBuf {
-    let mut out = PathBuf::new();
-    for part in base.join(rel).components() {
-        match part {
-            std::path::Component::ParentDir => {
-                out.pop();
-            }
-            std::path::Component::CurDir => {}
-            other => out.push(other),
-        }
-    }
-    out
 }
 
 /// The entries under `dir`, parents before children (not following

@@ -20,7 +20,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use crate::config::{Checked, Config};
 use crate::container::list::OWNER_LABEL;
 use crate::container::{PREFIX, Spec, Warm, verify_mounts};
-use crate::error::{Error, Result};
+use crate::error::{Error, IoContext, Result};
 use crate::stop::{self, CALL_VAR, new_call_id};
 use crate::store::Podman;
 use crate::{sys, verbose};
@@ -74,10 +74,10 @@ impl EnvFile {
             .create_new(true)
             .mode(0o600)
             .open(path)
-            .map_err(|e| Error::io("cannot write", path, e))?;
+            .with_path("cannot write", path)?;
         let file = EnvFile(path.to_owned());
         f.write_all(text.as_bytes())
-            .map_err(|e| Error::io("cannot write", path, e))?;
+            .with_path("cannot write", path)?;
         Ok(file)
     }
 }
@@ -186,16 +186,15 @@ fn unpassable_stdio() -> Option<String> {
 }
 
 async fn exec_in(cfg: &Config, podman: &Podman, name: &str, call_id: &str) -> Result<i32> {
-    let call_id = call_id.to_owned();
     let mut cmd = podman.command(["exec"]);
     let mut args = interactive_options();
     args.extend(["--workdir".into(), cfg.workdir.display().to_string()]);
-    let (env, _env_file) = env_options(cfg, &call_id, &mut cmd)?;
+    let (env, _env_file) = env_options(cfg, call_id, &mut cmd)?;
     args.extend(env);
     args.push(name.to_owned());
     args.extend(cfg.command.iter().cloned());
     cmd.args(&args);
-    supervise(podman, cmd, &call_id, None).await
+    supervise(podman, cmd, call_id, None).await
 }
 
 /// Runs the command in a one-shot container removed when it ends.
