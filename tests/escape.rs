@@ -1330,7 +1330,20 @@ each_path!(
         // reaper's process table, and so was everything it started.
         let sb = Sandbox::new(mode, "esc-comm");
         let sleep = format!("sleep {}", unique(&sb, 3041));
-        let _reaper = Reaper(vec![sleep.clone()]);
+        let other = format!("sleep {}", unique(&sb, 3042));
+        let _reaper = Reaper(vec![sleep.clone(), other.clone()]);
+        ok(&sb.run(&["true"]));
+        // Another call running meanwhile: the agent then sorts the
+        // container's processes instead of ending all but its own.
+        let running_call = sb
+            .command(&["sh", "-c", &other])
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        assert!(
+            eventually(Duration::from_secs(60), || !running(&other).is_empty()),
+            "the other call did not start"
+        );
         let script = format!(
             "setsid env -i sh -c \"printf '\\\\377' > /proc/self/comm; while :; do {sleep}; done\" \
          </dev/null >/dev/null 2>&1 & sleep 1; echo started"
@@ -1341,6 +1354,11 @@ each_path!(
             "left running after the call: {:?}",
             running(&sleep)
         );
+        assert!(
+            !running(&other).is_empty(),
+            "the other call's process was killed"
+        );
+        drop(running_call);
     }
 );
 
