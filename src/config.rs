@@ -3,6 +3,7 @@
 //! and where our state lives.
 
 use std::ffi::OsString;
+use std::os::unix::ffi::OsStringExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -12,55 +13,102 @@ use crate::env::{self, Env};
 use crate::error::{Error, IoContext, Result};
 use crate::fsutil::lexical;
 use crate::policy::Policy;
-use crate::{fsutil, policy, shellwords, sys};
+use crate::{allow, fsutil, policy, shellwords, sys};
 use clap::{CommandFactory, Parser, parser::ValueSource};
 
 /// Where the sandbox keeps its state.
 #[derive(Debug, Clone)]
 pub struct Paths {
     /// `$LECTIC_CACHE/nix-sandbox`: Podman's image store, image records,
-    /// warm homes, stamps, locks. Persistent.
+    /// warm homes, stamps, locks, Podman's scratch space. Persistent and
+    /// private (see `fsutil::trusted_dir`).
     pub cache: PathBuf,
-    /// `$LECTIC_TEMP/nix-sandbox-<uid>`: scratch space (Podman's TMPDIR).
-    pub temp: PathBuf,
-    /// `/tmp/lns-<uid>/<hash of cache>`: Podman's runroot and runtime dir.
-    /// Keyed by the cache dir, not LECTIC_TEMP, because Lectic gives MCP
-    /// servers no LECTIC_TEMP: one store must never get two runroots. Kept
-    /// short because Podman refuses a runroot over 50 characters.
+    /// `/tmp/lns-<uid>/<hash of cache>`: the first choice of Podman's run
+    /// dir (its runroot and runtime dir; see `store::run_dir`). Keyed by
+    /// the cache dir because Lectic gives MCP servers almost no
+    /// environment: one store must never get two runroots. Kept short
+    /// because Podman refuses a runroot over 50 characters.
     pub run: PathBuf,
+    /// `$XDG_RUNTIME_DIR`, the run dir's fallback.
+    pub runtime: Option<PathBuf>,
 }
 
 impl Paths {
     pub fn from_env(get: impl Fn(&str) -> Option<OsString>, uid: u32) -> Result<Paths> {
-        let non_empty = |name: &str| path_var(&get, name);
         let lectic_cache = lectic_dir(&get, "LECTIC_CACHE", "XDG_CACHE_HOME", ".cache/lectic")
             .ok_or_else(|| {
                 Error::usage("cannot place the cache: set LECTIC_CACHE, XDG_CACHE_HOME or HOME")
             })?;
-        // Lectic's LECTIC_TEMP (os.tmpdir()/lectic) is shared by every user
-        // of the machine, hence the uid in our directory's name.
-        let lectic_temp = match non_empty("LECTIC_TEMP") {
-            Some(p) => p,
-            None => non_empty("XDG_RUNTIME_DIR")
-                .map(|p| p.join("lectic"))
-                .unwrap_or_else(|| {
-                    non_empty("TMPDIR")
-                        .unwrap_or_else(|| "/tmp".into())
-                        .join("lectic")
-                }),
-        };
-        let cache = absolute(&lectic_cache.join("nix-sandbox"))?;
-        let mut key = Key::new("run-dir-v1");
-        key.field("cache", cache.as_os_str().as_encoded_bytes());
+        // Normalized, so the path checked (`fsutil::trusted_dir`) is the
+        // path the kernel resolves.
+        let cache = lexical(&absolute(&lectic_cache.join("nix-sandbox"))?);
         Ok(Paths {
-            temp: absolute(&lectic_temp.join(format!("nix-sandbox-{uid}")))?,
-            run: PathBuf::from(format!("/tmp/lns-{uid}")).join(&key.hex()[..12]),
+            run: PathBuf::from(format!("/tmp/lns-{uid}")).join(Self::run_name(&cache)),
+            runtime: path_var(&get, "XDG_RUNTIME_DIR")
+                .filter(|p| p.is_absolute() && !p.as_os_str().as_encoded_bytes().contains(&b'\n'))
+                .map(|p| lexical(&p)),
             cache,
         })
     }
 
+    /// The run dir's name for the cache `cache`.
+    fn run_name(cache: &Path) -> String {
+        let mut key = Key::new("run-dir-v1");
+        key.field("cache", cache.as_os_str().as_encoded_bytes());
+        key.hex()[..12].to_owned()
+    }
+
     pub fn locks(&self) -> PathBuf {
         self.cache.join("locks")
+    }
+
+    /// Podman's TMPDIR (it spools images there) and our scratch files:
+    /// inside the private cache, where no one else can swap them.
+    pub fn tmp(&self) -> PathBuf {
+        self.cache.join("tmp")
+    }
+
+    /// Which run dir the store is bound to (see `store::run_dir`).
+    pub fn run_record(&self) -> PathBuf {
+        self.cache.join("run-dir")
+    }
+
+    /// The run dir the store is bound to: the recorded one, else the first
+    /// choice.
+    pub fn bound_run_dir(&self) -> PathBuf {
+        self.run_record_read().0
+    }
+
+    /// The recorded run dir (else the first choice) and, when it is not
+    /// the first choice, why the ones before it were passed over. The
+    /// record is the dir's path on the first line, the reasons after.
+    pub fn run_record_read(&self) -> (PathBuf, Vec<String>) {
+        let Ok(bytes) = std::fs::read(self.run_record()) else {
+            return (self.run.clone(), vec![]);
+        };
+        let mut lines = bytes.split(|&b| b == b'\n');
+        let path = PathBuf::from(OsString::from_vec(
+            lines.next().unwrap_or_default().to_vec(),
+        ));
+        if !path.is_absolute() {
+            return (self.run.clone(), vec![]);
+        }
+        let notes = lines
+            .filter(|l| !l.is_empty())
+            .map(|l| String::from_utf8_lossy(l).into_owned())
+            .collect();
+        (path, notes)
+    }
+
+    /// The run dir candidates after the first: in the runtime dir, then a
+    /// fresh one under /tmp (`suffix` tells it apart).
+    pub fn run_fallbacks(&self, uid: u32, suffix: &str) -> Vec<PathBuf> {
+        let name = Self::run_name(&self.cache);
+        self.runtime
+            .iter()
+            .map(|r| r.join(format!("lns-{name}")))
+            .chain([PathBuf::from(format!("/tmp/lns-{uid}-{suffix}"))])
+            .collect()
     }
 }
 
@@ -120,8 +168,8 @@ impl Guarded {
             place("/run".into(), "where the host's sockets are", false),
             place("/tmp/.X11-unix".into(), "where the X11 sockets are", false),
             place(paths.cache.clone(), state, false),
-            place(paths.temp.clone(), state, false),
             place(paths.run.clone(), state, false),
+            place(paths.bound_run_dir(), state, false),
         ];
         if let Some(home) = var("HOME") {
             let home = std::fs::canonicalize(&home).unwrap_or(home);
@@ -214,17 +262,25 @@ fn given_options(args: &[OsString]) -> std::collections::BTreeSet<String> {
         .collect()
 }
 
-/// Every option's value in `args` (the file's options first, then the
-/// user's) and its source.
+/// Every option's value in `args` (the files' options first, then the
+/// user's) and its source: each file and line that gave it, the command
+/// line, or the default; and the system policy's rule where it set or
+/// capped the value (`capped`).
 fn settings(
     args: &[OsString],
-    from_file: &[(&'static str, Vec<String>, usize)],
-    file: Option<&Path>,
+    from_files: &[(Vec<String>, String)],
+    capped: &[allow::Capped],
 ) -> Vec<Setting> {
     let Ok(m) = Cli::command().try_get_matches_from(args) else {
         return vec![];
     };
-    let user = given_options(&[args[..1].to_vec(), user_part(args, from_file)].concat());
+    let skip: usize = from_files.iter().map(|(a, _)| a.len()).sum();
+    let typed: Vec<OsString> = args[..1]
+        .iter()
+        .chain(args.iter().skip(1 + skip))
+        .cloned()
+        .collect();
+    let user = given_options(&typed);
     Cli::command()
         .get_arguments()
         // What shapes a call, not the management flags.
@@ -235,39 +291,37 @@ fn settings(
         .filter_map(|a| {
             let long = format!("--{}", a.get_long()?);
             let id = a.get_id().as_str();
-            let value: Vec<String> = m
-                .get_raw(id)?
-                .map(|v| v.to_string_lossy().into_owned())
-                .collect();
-            let in_file = from_file
+            let mut value: Option<String> = m.get_raw(id).map(|v| {
+                v.map(|v| v.to_string_lossy().into_owned())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            });
+            let mut sources: Vec<String> = from_files
                 .iter()
-                .find(|(_, fa, _)| fa.first() == Some(&long));
-            let source = if user.contains(&long) && in_file.is_none() {
-                "command line".to_owned()
-            } else if let (Some((_, _, line)), Some(f)) = (in_file, file) {
-                if user.contains(&long) {
-                    format!("{}:{line} and command line", f.display())
-                } else {
-                    format!("{}:{line}", f.display())
+                .filter(|(fa, _)| fa.first() == Some(&long))
+                .map(|(_, at)| at.clone())
+                .collect();
+            if user.contains(&long)
+                || (sources.is_empty() && m.value_source(id) == Some(ValueSource::CommandLine))
+            {
+                sources.push("command line".into());
+            }
+            if let Some(c) = capped.iter().find(|c| c.option == long) {
+                if c.value.is_some() {
+                    value.clone_from(&c.value);
                 }
-            } else if m.value_source(id) == Some(ValueSource::CommandLine) {
-                "command line".to_owned()
-            } else {
-                "default".to_owned()
-            };
+                sources.push(c.source.clone());
+            }
+            if sources.is_empty() {
+                sources.push("default".into());
+            }
             Some(Setting {
                 option: long,
-                value: value.join(" "),
-                source,
+                value: value?,
+                source: sources.join(" and "),
             })
         })
         .collect()
-}
-
-/// The user's own arguments in `args` (after the file's).
-fn user_part(args: &[OsString], from_file: &[(&'static str, Vec<String>, usize)]) -> Vec<OsString> {
-    let skip: usize = from_file.iter().map(|(_, a, _)| a.len()).sum();
-    args.iter().skip(1 + skip).cloned().collect()
 }
 
 /// `path` with its existing part resolved (symlinks, `..`) and the rest,
@@ -486,6 +540,13 @@ pub struct ImageSpec {
     pub rebuild: bool,
 }
 
+/// The policy files of a call.
+#[derive(Debug, Clone, Default)]
+pub struct Policies {
+    pub system: Option<Policy>,
+    pub user: Option<Policy>,
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
     pub action: Action,
@@ -521,7 +582,10 @@ pub struct Config {
     pub checked: Vec<Checked>,
     /// Where each variable of `env` comes from (for --show-config).
     pub env_sources: std::collections::BTreeMap<String, String>,
+    /// The user's policy file.
     pub policy: Option<Policy>,
+    /// The system policy (see `policy::SYSTEM_PATH`).
+    pub system_policy: Option<Policy>,
     /// Every option's effective value and its source (for --show-config).
     pub settings: Vec<Setting>,
     pub verbose: bool,
@@ -534,7 +598,8 @@ pub struct Config {
 
 impl Config {
     /// The configuration of this call: `cli` (parsed from `args`) over the
-    /// policy file's options, over the defaults.
+    /// user's policy file's options, over the system policy's, over the
+    /// defaults; then judged by the system policy's `allow` rules.
     pub fn from_cli(cli: Cli, args: &[OsString]) -> Result<Config> {
         let host_env: Vec<(String, String)> = std::env::vars_os()
             .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
@@ -548,50 +613,68 @@ impl Config {
         };
         let uid = sys::euid();
         let lookup = lookup_in(&host_env);
+        let system = Policy::system(uid)?;
         let explicit = cli.config.as_ref().map(|p| cwd.join(p));
-        let Some(path) = policy::locate(explicit.as_deref(), &lookup) else {
-            // Only --show-config needs them; they cost two more parses.
-            let settings = if cli.show_config {
-                settings(args, &[], None)
-            } else {
-                vec![]
-            };
-            return Self::build(cli, &cwd, &host_env, uid, sys::egid(), None, settings);
-        };
-        let home = lookup("HOME").map(PathBuf::from);
-        let policy = Policy::load(&path, &sys::user_name(uid), home.as_deref())?;
-        let given = given_options(args);
-        let from_file = policy.arguments(&given);
-        // Each file option checked alone, so an error names its line.
-        for (key, a, line) in &from_file {
-            let probe = args[..1]
-                .iter()
-                .cloned()
-                .chain(a.iter().map(OsString::from));
-            if let Err(e) = Cli::try_parse_from(probe.chain([OsString::from("--status")])) {
-                return Err(Error::usage(format!(
-                    "{}:{line}: {key}: {}",
-                    path.display(),
-                    crate::cli::one_line(&e)
-                )));
+        let user = match policy::locate(explicit.as_deref(), &lookup) {
+            Some(path) => {
+                let home = lookup("HOME").map(PathBuf::from);
+                Some(Policy::load(&path, &sys::user_name(uid), home.as_deref())?)
             }
+            None => None,
+        };
+        // Single values: the command line, else the user's file, else the
+        // system's; lists add up.
+        let mut given = given_options(args);
+        let mut from_files = Vec::new();
+        for p in [&user, &system].into_iter().flatten() {
+            let from_file = p.arguments(&given);
+            given.extend(from_file.iter().filter_map(|(_, a, _)| a.first().cloned()));
+            // Each file option checked alone, so an error names its line.
+            for (key, a, line) in &from_file {
+                let probe = args[..1]
+                    .iter()
+                    .cloned()
+                    .chain(a.iter().map(OsString::from));
+                if let Err(e) = Cli::try_parse_from(probe.chain([OsString::from("--status")])) {
+                    return Err(Error::usage(format!(
+                        "{}:{line}: {key}: {}",
+                        p.path.display(),
+                        crate::cli::one_line(&e)
+                    )));
+                }
+            }
+            from_files.splice(
+                0..0,
+                from_file
+                    .into_iter()
+                    .map(|(_, a, line)| (a, format!("{}:{line}", p.path.display()))),
+            );
         }
         let mut merged: Vec<OsString> = args[..1].to_vec();
         merged.extend(
-            from_file
+            from_files
                 .iter()
-                .flat_map(|(_, a, _)| a.iter().map(OsString::from)),
+                .flat_map(|(a, _)| a.iter().map(OsString::from)),
         );
         merged.extend(args[1..].iter().cloned());
-        let cli = Cli::try_parse_from(&merged).map_err(|e| {
+        let mut cli = Cli::try_parse_from(&merged).map_err(|e| {
+            let files: Vec<String> = [&system, &user]
+                .into_iter()
+                .flatten()
+                .map(|p| p.path.display().to_string())
+                .collect();
             Error::usage(format!(
                 "{} with the options of {}",
                 crate::cli::one_line(&e),
-                path.display()
+                files.join(" and ")
             ))
         })?;
+        let capped = match &system {
+            Some(s) => allow::enforce(&mut cli, s, &cwd)?,
+            None => vec![],
+        };
         let settings = if cli.show_config {
-            settings(&merged, &from_file, Some(&policy.path))
+            settings(&merged, &from_files, &capped)
         } else {
             vec![]
         };
@@ -601,7 +684,7 @@ impl Config {
             &host_env,
             uid,
             sys::egid(),
-            Some(policy),
+            Policies { system, user },
             settings,
         )
     }
@@ -612,9 +695,13 @@ impl Config {
         host_env: &[(String, String)],
         uid: u32,
         gid: u32,
-        policy: Option<Policy>,
+        policies: Policies,
         settings: Vec<Setting>,
     ) -> Result<Config> {
+        let Policies {
+            system,
+            user: policy,
+        } = policies;
         cli.check().map_err(Error::usage)?;
         let ttl = cli.ttl();
         let keep_warm = cli.keep_warm();
@@ -667,18 +754,35 @@ impl Config {
         // Every host path to mount is checked before anything is created:
         // where it lies (resolved), then that it goes through no symlink.
         let guarded = Guarded::new(&lookup, &paths);
-        let roots = policy.as_ref().and_then(|p| {
-            p.project_roots
-                .as_ref()
-                .map(|r| Roots::new(&r.value, &format!("{}:{}", p.path.display(), r.line)))
-        });
+        // The system's roots bound every host path; the user's narrow them.
+        let roots: Vec<Roots> = [&system, &policy]
+            .into_iter()
+            .flatten()
+            .filter_map(|p| {
+                p.project_roots
+                    .as_ref()
+                    .map(|r| Roots::new(&r.value, &format!("{}:{}", p.path.display(), r.line)))
+            })
+            .collect();
+        let in_roots = |option: &str, path: &Path| -> Result<()> {
+            roots.iter().try_for_each(|r| r.check(option, path))
+        };
         let allowed = |option: &str, path: &Path| -> Result<()> {
             guarded.check(option, path)?;
-            match &roots {
-                Some(r) => r.check(option, path),
-                None => Ok(()),
-            }
+            in_roots(option, path)
         };
+        // Files the call reads on the host: inside the roots as well.
+        let readable = |option: &str, file: &Path| -> Result<PathBuf> {
+            let real = std::fs::canonicalize(file).map_err(|e| {
+                Error::usage(format!(
+                    "{option} {}: {e}; give a readable file",
+                    file.display()
+                ))
+            })?;
+            in_roots(option, &real)?;
+            Ok(real)
+        };
+        let volume_dirs = crate::allow::volume_dirs(system.as_ref());
         let mut checked = Vec::new();
         if mounting {
             allowed("--workdir", &workdir)?;
@@ -717,7 +821,11 @@ impl Config {
             let mut v = Volume::parse(spec, cwd)?;
             if mounting {
                 let real = std::fs::canonicalize(&v.host).with_path("cannot resolve", &v.host)?;
-                allowed("--volume", &real)?;
+                if volume_dirs.iter().any(|d| real.starts_with(d)) {
+                    guarded.check("--volume", &real)?;
+                } else {
+                    allowed("--volume", &real)?;
+                }
                 checked.push(check_source("--volume", &v.host, &real, &v.target)?);
                 v.host = real;
             }
@@ -743,7 +851,17 @@ impl Config {
                     ));
                 }
                 let path = cwd.join(p);
-                let bytes = std::fs::read(&path).map_err(|e| {
+                let real = readable("--nix-packages-file", &path)?;
+                let meta = std::fs::metadata(&real).with_path("cannot inspect", &real)?;
+                // Nix copies it into the store, which every user can read.
+                if std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o004 == 0 {
+                    return Err(Error::usage(format!(
+                        "--nix-packages-file {}: only you can read it (mode {:o}), but Nix would copy it into the store, which every user can read; make it readable by all (chmod a+r) if it holds nothing secret",
+                        p.display(),
+                        std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o777
+                    )));
+                }
+                let bytes = std::fs::read(&real).map_err(|e| {
                     Error::usage(format!(
                         "--nix-packages-file {}: {e}; give a readable .nix file",
                         p.display()
@@ -762,8 +880,8 @@ impl Config {
             Ok(out)
         };
 
-        let managed = env::Managed {
-            env: policy
+        let managed_by = |p: &Option<Policy>| env::Managed {
+            env: p
                 .iter()
                 .flat_map(|p| {
                     p.env
@@ -771,7 +889,7 @@ impl Config {
                         .map(|s| (s.value.clone(), format!("{}:{}", p.path.display(), s.line)))
                 })
                 .collect(),
-            files: policy
+            files: p
                 .iter()
                 .flat_map(|p| {
                     p.env_files
@@ -780,9 +898,24 @@ impl Config {
                 })
                 .collect(),
         };
-        let (env, env_sources) =
-            env::collect_levels(host_env, &cli.pass_env, &managed, &cli.env, &cli.env_files)?;
-        let env_identity = env::identity(&cli.pass_env, &managed, &cli.env, &cli.env_files)?;
+        let managed = managed_by(&policy);
+        let fixed = managed_by(&system);
+        // The user's env files are read on the host: inside the roots.
+        for (file, at) in &managed.files {
+            readable(&format!("env_files ({at})"), file)?;
+        }
+        for file in &cli.env_files {
+            readable("--env-file", &cwd.join(file))?;
+        }
+        let (env, env_sources) = env::collect_levels(
+            host_env,
+            &cli.pass_env,
+            &[&managed, &fixed],
+            &cli.env,
+            &cli.env_files,
+        )?;
+        let env_identity =
+            env::identity(&cli.pass_env, &[&managed, &fixed], &cli.env, &cli.env_files)?;
 
         Ok(Config {
             action,
@@ -825,6 +958,7 @@ impl Config {
             env,
             env_sources,
             policy,
+            system_policy: system,
             settings,
             verbose: cli.verbose,
             paths,
@@ -857,15 +991,20 @@ mod tests {
 
     #[test]
     fn paths_follow_lectic_variables_and_keep_the_runroot_short() {
-        let long = "/tmp/a-very-long-temporary-directory-name-that-goes-on-and-on";
         let p = Paths::from_env(
-            env_of(&[("LECTIC_CACHE", "/c"), ("LECTIC_TEMP", long)]),
+            env_of(&[("LECTIC_CACHE", "/c/./d/../"), ("LECTIC_TEMP", "/t")]),
             4_294_967_294,
         )
         .unwrap();
         assert_eq!(p.cache, PathBuf::from("/c/nix-sandbox"));
-        assert_eq!(p.temp, PathBuf::from(long).join("nix-sandbox-4294967294"));
+        assert_eq!(p.tmp(), PathBuf::from("/c/nix-sandbox/tmp"));
         assert!(p.run.join("runroot").as_os_str().len() <= 50, "{:?}", p.run);
+        for fallback in p.run_fallbacks(4_294_967_294, "abcdefgh") {
+            assert!(
+                fallback.join("runroot").as_os_str().len() <= 50,
+                "{fallback:?}"
+            );
+        }
     }
 
     #[test]
@@ -884,7 +1023,6 @@ mod tests {
         assert_eq!(p.cache, PathBuf::from("/x/lectic/nix-sandbox"));
         let p = Paths::from_env(env_of(&[("HOME", "/h")]), 1).unwrap();
         assert_eq!(p.cache, PathBuf::from("/h/.cache/lectic/nix-sandbox"));
-        assert_eq!(p.temp, PathBuf::from("/tmp/lectic/nix-sandbox-1"));
         assert!(Paths::from_env(env_of(&[]), 1).is_err());
     }
 

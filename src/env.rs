@@ -53,13 +53,14 @@ const NUL: &str = "the value holds a NUL byte, which no environment can carry; r
 /// and HOMEs, so one tool's secrets never reach another's processes.
 pub fn identity(
     pass: &[String],
-    managed: &Managed,
+    managed: &[&Managed],
     sets: &[String],
     files: &[PathBuf],
 ) -> Result<Option<String>> {
     if pass.is_empty()
-        && managed.env.is_empty()
-        && managed.files.is_empty()
+        && managed
+            .iter()
+            .all(|m| m.env.is_empty() && m.files.is_empty())
         && sets.is_empty()
         && files.is_empty()
     {
@@ -69,8 +70,11 @@ pub fn identity(
     for p in pass {
         key.field("pass", p.as_bytes());
     }
-    for ((name, value), _) in &managed.env {
-        key.field("policy-env", format!("{name}={value}").as_bytes());
+    for (level, m) in managed.iter().enumerate() {
+        key.field("level", &level.to_le_bytes());
+        for ((name, value), _) in &m.env {
+            key.field("policy-env", format!("{name}={value}").as_bytes());
+        }
     }
     let mut file = |kind: &str, path: &Path| -> Result<()> {
         let bytes = std::fs::read(path).with_path("cannot read the env file", path)?;
@@ -78,8 +82,10 @@ pub fn identity(
         key.field("contents", &bytes);
         Ok(())
     };
-    for (path, _) in &managed.files {
-        file("policy-env-file", path)?;
+    for m in managed {
+        for (path, _) in &m.files {
+            file("policy-env-file", path)?;
+        }
     }
     for path in files {
         file("env-file", path)?;
@@ -106,18 +112,20 @@ pub fn collect(
     sets: &[String],
     files: &[PathBuf],
 ) -> Result<Env> {
-    collect_levels(host, pass, &Managed::default(), sets, files).map(|(env, _)| env)
+    collect_levels(host, pass, &[], sets, files).map(|(env, _)| env)
 }
 
 /// The environment, lowest level first (later wins): host variables that
-/// pass (the defaults and `--pass-env`), the policy's `env`, the policy's
-/// `env_files`, `--env`, `--env-file`. So a host variable never overrides
-/// a managed one, and what the command line says explicitly wins. Also
+/// pass (the defaults and `--pass-env`), the user policy's `env`, its
+/// `env_files`, `--env`, `--env-file`, then the system policy's `env` and
+/// `env_files`. So a host variable never overrides a managed one, what
+/// the command line says explicitly wins over the user's file, and
+/// nothing overrides the system's. `managed` is [user, system]. Also
 /// returns where each variable came from.
 pub fn collect_levels(
     host: &[(String, String)],
     pass: &[String],
-    managed: &Managed,
+    managed: &[&Managed],
     sets: &[String],
     files: &[PathBuf],
 ) -> Result<(Env, BTreeMap<String, String>)> {
@@ -138,20 +146,26 @@ pub fn collect_levels(
             }
         }
     }
-    for ((name, value), at) in &managed.env {
-        if value.contains('\0') {
-            return Err(Error::usage(format!("policy env {name} ({at}): {NUL}")));
+    let level = |m: &Managed, put: &mut dyn FnMut(&str, &str, String)| -> Result<()> {
+        for ((name, value), at) in &m.env {
+            if value.contains('\0') {
+                return Err(Error::usage(format!("policy env {name} ({at}): {NUL}")));
+            }
+            put(name, value, format!("policy env ({at})"));
         }
-        put(name, value, format!("policy env ({at})"));
-    }
-    for (file, at) in &managed.files {
-        for (name, value) in read_env_file(file)? {
-            put(
-                &name,
-                &value,
-                format!("policy env file {} ({at})", file.display()),
-            );
+        for (file, at) in &m.files {
+            for (name, value) in read_env_file(file)? {
+                put(
+                    &name,
+                    &value,
+                    format!("policy env file {} ({at})", file.display()),
+                );
+            }
         }
+        Ok(())
+    };
+    if let Some(user) = managed.first() {
+        level(user, &mut put)?;
     }
     for set in sets {
         let (name, value) = set.split_once('=').ok_or_else(|| {
@@ -168,6 +182,9 @@ pub fn collect_levels(
         for (name, value) in read_env_file(file)? {
             put(&name, &value, format!("--env-file {}", file.display()));
         }
+    }
+    for system in managed.iter().skip(1) {
+        level(system, &mut put)?;
     }
     Ok((env, sources))
 }
@@ -192,9 +209,14 @@ fn parse_env_file(text: &str) -> std::result::Result<Vec<(String, String)>, (usi
         let Some((name, value)) = line.split_once('=') else {
             return Err((i + 1, "expected NAME=VALUE".into()));
         };
-        check_name(name)
-            .and_then(|()| never(name))
-            .map_err(|why| (i + 1, why))?;
+        // Not echoed: a file given by mistake may be a secret.
+        check_name(name).map_err(|_| {
+            (
+                i + 1,
+                "the part before `=` is not a variable name (letters, digits, _)".to_owned(),
+            )
+        })?;
+        never(name).map_err(|why| (i + 1, why))?;
         if value.contains('\0') {
             return Err((i + 1, NUL.into()));
         }
@@ -302,9 +324,38 @@ mod tests {
     fn malformed_env_file_line_is_reported_with_its_number() {
         let e = parse_env_file("A=1\n\nnot a pair\n").unwrap_err();
         assert_eq!(e.0, 3);
-        let e = parse_env_file("1BAD=x").unwrap_err();
+        let e = parse_env_file("ghp_x/secret+token=x").unwrap_err();
         assert_eq!(e.0, 1);
-        assert!(e.1.contains("not a valid variable name"));
+        assert!(e.1.contains("not a variable name"), "{}", e.1);
+        assert!(!e.1.contains("secret"), "the line is not echoed: {}", e.1);
+    }
+
+    #[test]
+    fn the_system_policy_env_wins_over_every_other_level() {
+        let at = |s: &str| s.to_owned();
+        let user = Managed {
+            env: vec![(("LEVEL".into(), "user-file".into()), at("u:1"))],
+            files: vec![],
+        };
+        let system = Managed {
+            env: vec![(("LEVEL".into(), "system".into()), at("s:1"))],
+            files: vec![],
+        };
+        let (env, sources) = collect_levels(
+            &[("LEVEL".into(), "host".into())],
+            &["LEVEL".into()],
+            &[&user, &system],
+            &["LEVEL=flag".into()],
+            &[],
+        )
+        .unwrap();
+        assert_eq!(env["LEVEL"], "system");
+        assert_eq!(sources["LEVEL"], "policy env (s:1)");
+        let without = collect_levels(&[], &[], &[&user], &["LEVEL=flag".into()], &[]).unwrap();
+        assert_eq!(
+            without.0["LEVEL"], "flag",
+            "the command line wins over the user's file"
+        );
     }
 
     #[test]
@@ -336,12 +387,12 @@ mod tests {
 
     #[test]
     fn the_environment_identity_sees_what_is_set_and_files_but_not_passed_values() {
-        let none = identity(&[], &Managed::default(), &[], &[]).unwrap();
+        let none = identity(&[], &[], &[], &[]).unwrap();
         assert_eq!(none, None, "a plain call keeps its container and HOME");
         let id = |pass: &[&str], sets: &[&str]| {
             let pass: Vec<String> = pass.iter().map(|s| s.to_string()).collect();
             let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
-            identity(&pass, &Managed::default(), &sets, &[]).unwrap()
+            identity(&pass, &[], &sets, &[]).unwrap()
         };
         assert_ne!(
             id(&[], &["TOKEN=a"]),
@@ -355,9 +406,9 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let f = dir.join("secrets.env");
         std::fs::write(&f, "TOKEN=one\n").unwrap();
-        let one = identity(&[], &Managed::default(), &[], std::slice::from_ref(&f)).unwrap();
+        let one = identity(&[], &[], &[], std::slice::from_ref(&f)).unwrap();
         std::fs::write(&f, "TOKEN=two\n").unwrap();
-        let two = identity(&[], &Managed::default(), &[], std::slice::from_ref(&f)).unwrap();
+        let two = identity(&[], &[], &[], std::slice::from_ref(&f)).unwrap();
         assert_ne!(one, two, "an env file's contents");
     }
 

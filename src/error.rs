@@ -31,7 +31,12 @@ pub enum Error {
     /// The recorded image is gone from Podman's store (handled by reloading).
     ImageMissing(String),
     /// A private directory is owned by someone else or has loose permissions.
-    Untrusted { path: PathBuf, why: String },
+    Untrusted {
+        path: PathBuf,
+        why: String,
+        /// What to do about it.
+        fix: String,
+    },
 }
 
 impl Error {
@@ -89,11 +94,9 @@ impl fmt::Display for Error {
                 path.display()
             ),
             Error::ImageMissing(image) => write!(f, "image {image} is missing from the store"),
-            Error::Untrusted { path, why } => write!(
-                f,
-                "refusing to use {}: {why}; remove it or point LECTIC_CACHE/LECTIC_TEMP elsewhere",
-                path.display()
-            ),
+            Error::Untrusted { path, why, fix } => {
+                write!(f, "refusing to use {}: {why}; {fix}", path.display())
+            }
         }
     }
 }

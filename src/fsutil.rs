@@ -3,7 +3,7 @@
 use std::fs;
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::error::{Error, IoContext, Result};
 
@@ -11,7 +11,7 @@ use crate::error::{Error, IoContext, Result};
 /// rename, so a reader (or a crash) never sees a half-written file.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    fs::create_dir_all(dir).with_path("cannot create directory", dir)?;
+    ensure_dir(dir)?;
     let tmp = dir.join(format!(
         ".{}.tmp-{}",
         path.file_name().and_then(|n| n.to_str()).unwrap_or("file"),
@@ -23,9 +23,193 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     fs::rename(&tmp, path).with_path("cannot rename into place", path)
 }
 
-/// Creates `path` (and parents) if missing.
+/// Creates `path` (and parents) if missing; what it creates is private
+/// (0700), so nothing of ours under it is readable by others.
 pub fn ensure_dir(path: &Path) -> Result<()> {
-    fs::create_dir_all(path).with_path("cannot create directory", path)
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)
+        .with_path("cannot create directory", path)
+}
+
+/// Makes sure that only root and `uid` can change what `path` names, and
+/// that `path` is a directory of `uid`'s that no one else can enter:
+/// every directory on the way (symlinks followed, each checked) belongs to
+/// root or `uid` and is writable by no one else, unless sticky (`/tmp`:
+/// others may add entries but not move ours); every symlink belongs to
+/// root or `uid`. What is missing is created (0700) through the directory
+/// just checked; the last directory is set to 0700 if it was looser.
+///
+/// Once this holds, the path cannot be swapped by another user, so using
+/// it afterwards is as safe as using the descriptors checked here.
+/// `path` is absolute and normalized (see `lexical`).
+pub fn trusted_dir(path: &Path, uid: u32) -> Result<()> {
+    let (leaf, at) = walk_trusted(path, uid, true)?.expect("made when missing");
+    let m = leaf.metadata().with_path("cannot inspect", &at)?;
+    if m.uid() != uid {
+        return Err(untrusted(
+            &at,
+            format!("it belongs to uid {}, not {uid}", m.uid()),
+        ));
+    }
+    if m.mode() & 0o077 != 0 {
+        crate::sys::chmod_dir(&leaf, 0o700).with_path("cannot make private", &at)?;
+    }
+    Ok(())
+}
+
+/// The contents of `path` if it is a regular file of root's that no one
+/// else can write, on a path only root can change (as `trusted_dir`
+/// checks, for root alone); None if it does not exist. Read through the
+/// descriptor that was checked.
+pub fn read_root_file(path: &Path) -> Result<Option<Vec<u8>>> {
+    use std::io::Read;
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return Ok(None);
+    };
+    let Some((dir, _)) = walk_trusted(dir, 0, false)? else {
+        return Ok(None);
+    };
+    let file = match crate::sys::open_at_nofollow(&dir, name) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        other => other.with_path("cannot open", path)?,
+    };
+    let m = file.metadata().with_path("cannot inspect", path)?;
+    if !m.is_file() {
+        return Err(untrusted(path, "it is not a regular file".into()));
+    }
+    if m.uid() != 0 || m.mode() & 0o022 != 0 {
+        return Err(untrusted(
+            path,
+            format!(
+                "it must be root's and writable by no one else (it is uid {}'s, mode {:o})",
+                m.uid(),
+                m.mode() & 0o7777
+            ),
+        ));
+    }
+    // The O_PATH descriptor checked above, opened for reading.
+    let mut bytes = Vec::new();
+    fs::File::open(crate::sys::fd_path(&file))
+        .and_then(|mut f| f.read_to_end(&mut bytes))
+        .with_path("cannot read", path)?;
+    Ok(Some(bytes))
+}
+
+fn untrusted(at: &Path, why: String) -> Error {
+    Error::Untrusted {
+        path: at.to_owned(),
+        why,
+        fix: "make it yours or root's and writable by no one else".into(),
+    }
+}
+
+/// Walks `path` from `/` as `trusted_dir` describes, for the owner `uid`
+/// (root always counts), creating what is missing if `create`, and
+/// returns the last directory opened (O_PATH) and its path; None when
+/// something is missing and not to be created.
+fn walk_trusted(path: &Path, uid: u32, create: bool) -> Result<Option<(fs::File, PathBuf)>> {
+    use std::path::Component;
+    // Group write is harmless in a user private group (no other member).
+    let own_group = (uid != 0).then(|| (crate::sys::egid(), crate::sys::user_name(uid)));
+    let check = |at: &Path, m: &fs::Metadata, what: &str| -> Result<()> {
+        if m.uid() != 0 && m.uid() != uid {
+            return Err(untrusted(
+                at,
+                format!(
+                    "the {what} belongs to uid {}, not to root or {uid}",
+                    m.uid()
+                ),
+            ));
+        }
+        let mode = m.mode();
+        if m.is_symlink() || mode & 0o1000 != 0 {
+            return Ok(());
+        }
+        if mode & 0o002 != 0 {
+            return Err(untrusted(
+                at,
+                format!("the {what} is writable by every user"),
+            ));
+        }
+        let private_group = own_group
+            .as_ref()
+            .is_some_and(|(gid, user)| m.gid() == *gid && crate::sys::group_has_only(*gid, user));
+        if mode & 0o020 != 0 && !private_group {
+            return Err(untrusted(
+                at,
+                format!("the {what} is writable by group {}", m.gid()),
+            ));
+        }
+        Ok(())
+    };
+    let slash = Path::new("/");
+    let root = fs::File::open(slash).with_path("cannot open", slash)?;
+    check(
+        slash,
+        &root.metadata().with_path("cannot inspect", slash)?,
+        "directory",
+    )?;
+    // The directories opened so far, each checked, with their paths.
+    let mut stack = vec![(root, PathBuf::from("/"))];
+    let mut todo: std::collections::VecDeque<std::ffi::OsString> = path
+        .components()
+        .filter_map(|c| match c {
+            Component::Normal(n) => Some(n.to_owned()),
+            _ => None,
+        })
+        .collect();
+    let mut hops = 0;
+    while let Some(name) = todo.pop_front() {
+        if name == ".." {
+            if stack.len() > 1 {
+                stack.pop();
+            }
+            continue;
+        }
+        let (dir, dir_path) = stack.last().expect("the root stays");
+        let here = dir_path.join(&name);
+        let opened = match crate::sys::open_at_nofollow(dir, &name) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !create => return Ok(None),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                match crate::sys::mkdir_at(dir, &name, 0o700) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                    Err(e) => return Err(Error::io("cannot create directory", &here, e)),
+                }
+                crate::sys::open_at_nofollow(dir, &name)
+            }
+            other => other,
+        }
+        .with_path("cannot open", &here)?;
+        let m = opened.metadata().with_path("cannot inspect", &here)?;
+        if m.is_symlink() {
+            check(&here, &m, "symlink")?;
+            hops += 1;
+            if hops > 40 {
+                return Err(untrusted(&here, "too many symlinks".into()));
+            }
+            let target = crate::sys::readlink_at(dir, &name).with_path("cannot read", &here)?;
+            if target.is_absolute() {
+                stack.truncate(1);
+            }
+            for part in target.components().rev() {
+                match part {
+                    Component::Normal(n) => todo.push_front(n.to_owned()),
+                    Component::ParentDir => todo.push_front("..".into()),
+                    _ => {}
+                }
+            }
+            continue;
+        }
+        if !m.is_dir() {
+            return Err(untrusted(&here, "it is not a directory".into()));
+        }
+        check(&here, &m, "directory")?;
+        stack.push((opened, here));
+    }
+    Ok(stack.pop())
 }
 
 /// `path` (absolute) with `.` and `..` taken away by name, not by
@@ -79,41 +263,6 @@ fn open_up(path: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Creates `path` as a directory only this uid can enter, or checks that the
-/// existing one is exactly that: ours, mode 0700, not a symlink. A directory
-/// in a shared place such as /tmp may have been made by another user to
-/// catch our files.
-pub fn ensure_private_dir(path: &Path, uid: u32) -> Result<()> {
-    if let Some(parent) = path.parent() {
-        ensure_dir(parent)?;
-    }
-    match fs::DirBuilder::new().mode(0o700).create(path) {
-        Ok(()) => return Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-        Err(e) => return Err(Error::io("cannot create directory", path, e)),
-    }
-    let meta = fs::symlink_metadata(path).with_path("cannot inspect", path)?;
-    let untrusted = |why: String| {
-        Err(Error::Untrusted {
-            path: path.to_owned(),
-            why,
-        })
-    };
-    if !meta.is_dir() {
-        return untrusted("it is not a directory".into());
-    }
-    if meta.uid() != uid {
-        return untrusted(format!("it belongs to uid {}, not {uid}", meta.uid()));
-    }
-    if meta.permissions().mode() & 0o077 != 0 {
-        return untrusted(format!(
-            "its mode is {:o}, not 700",
-            meta.permissions().mode() & 0o777
-        ));
-    }
-    Ok(())
-}
-
 /// Where `program` is found on PATH.
 pub fn on_path(program: &std::ffi::OsStr) -> Option<std::path::PathBuf> {
     std::env::var_os("PATH").and_then(|path| {
@@ -160,14 +309,49 @@ mod tests {
     }
 
     #[test]
-    fn private_dir_with_loose_mode_is_refused() {
-        let d = scratch("loose");
+    fn a_trusted_dir_is_made_private_through_what_only_its_owner_can_change() {
+        let d = std::fs::canonicalize(std::env::temp_dir())
+            .unwrap()
+            .join(format!("lns-fsutil-{}-trust", std::process::id()));
+        let _ = fs::remove_dir_all(&d);
         let uid = crate::sys::euid();
-        ensure_private_dir(&d, uid).unwrap();
-        ensure_private_dir(&d, uid).unwrap();
-        fs::set_permissions(&d, fs::Permissions::from_mode(0o777)).unwrap();
-        let e = ensure_private_dir(&d, uid).unwrap_err().to_string();
-        assert!(e.contains("not 700"), "{e}");
-        assert!(ensure_private_dir(&d, uid + 1).is_err());
+        // Made from nothing, each new dir 0700; /tmp is sticky and fine.
+        trusted_dir(&d.join("a/b"), uid).unwrap();
+        for made in [d.join("a"), d.join("a/b")] {
+            assert_eq!(
+                fs::metadata(&made).unwrap().mode() & 0o777,
+                0o700,
+                "{made:?}"
+            );
+        }
+        // A loose leaf of ours is tightened; a loose parent is refused.
+        fs::set_permissions(d.join("a/b"), fs::Permissions::from_mode(0o755)).unwrap();
+        trusted_dir(&d.join("a/b"), uid).unwrap();
+        assert_eq!(fs::metadata(d.join("a/b")).unwrap().mode() & 0o777, 0o700);
+        fs::set_permissions(d.join("a"), fs::Permissions::from_mode(0o777)).unwrap();
+        let e = trusted_dir(&d.join("a/b"), uid).unwrap_err().to_string();
+        assert!(e.contains("writable by every user"), "{e}");
+        fs::set_permissions(d.join("a"), fs::Permissions::from_mode(0o700)).unwrap();
+        // Symlinks of ours are followed and their targets checked.
+        std::os::unix::fs::symlink("a", d.join("link")).unwrap();
+        trusted_dir(&d.join("link/b"), uid).unwrap();
+        fs::create_dir(d.join("open")).unwrap();
+        fs::set_permissions(d.join("open"), fs::Permissions::from_mode(0o777)).unwrap();
+        std::os::unix::fs::symlink(d.join("open"), d.join("to-open")).unwrap();
+        assert!(trusted_dir(&d.join("to-open/x"), uid).is_err());
+        if uid == 0 {
+            // Root runs the tests in CI: another owner can be given.
+            std::os::unix::fs::lchown(d.join("link"), Some(4242), None).unwrap();
+            let e = trusted_dir(&d.join("link/b"), uid).unwrap_err().to_string();
+            assert!(e.contains("symlink belongs to uid 4242"), "{e}");
+            std::os::unix::fs::lchown(d.join("a/b"), Some(4242), None).unwrap();
+            let e = trusted_dir(&d.join("a/b"), uid).unwrap_err().to_string();
+            assert!(e.contains("belongs to uid 4242"), "{e}");
+        }
+        assert!(
+            trusted_dir(&d.join("a/b"), uid + 1).is_err(),
+            "not that uid's"
+        );
+        fs::remove_dir_all(&d).unwrap();
     }
 }

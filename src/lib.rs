@@ -7,6 +7,7 @@
 //! inside a warm container.
 
 pub mod agent;
+pub mod allow;
 pub mod cli;
 pub mod config;
 pub mod container;

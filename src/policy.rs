@@ -1,10 +1,16 @@
-//! The policy file, `$LECTIC_CONFIG/nix-sandbox.yaml` or `--config FILE`:
-//! defaults for the command-line options (the command line wins), and the
-//! policy: the invoking user's project roots, managed `env` and
-//! `env_files`. Every key is checked; a mistake is an error naming file,
-//! line and key.
+//! The policy files. The user's, `$LECTIC_CONFIG/nix-sandbox.yaml` or
+//! `--config FILE`: defaults for the command-line options (the command
+//! line wins), and the policy: the invoking user's project roots, managed
+//! `env` and `env_files`. The system's, [`SYSTEM_PATH`] (fixed when the
+//! program is built; root's to write): the same keys, always read, under
+//! everything else, plus `allow`, which forbids or allowlists each option
+//! that relaxes the sandbox. Nothing the user gives can loosen it: its
+//! roots bound every host path the call reads, its env wins over every
+//! other level, and its `allow` rules judge the final values, whichever
+//! layer set them. Every key is checked; a mistake is an error naming
+//! file, line and key.
 //!
-//! Options from the file become command-line arguments placed before the
+//! Options from a file become command-line arguments placed before the
 //! user's own, so they are parsed and checked exactly like typed ones; an
 //! option the user gave is not taken from the file at all.
 
@@ -67,7 +73,60 @@ const OPTIONS: &[OptionSpec] = &[
     ("keep_processes", "--keep-processes", Kind::Bool),
 ];
 
-const POLICY_KEYS: &[&str] = &["project_roots", "users", "env", "env_files"];
+const POLICY_KEYS: &[&str] = &["project_roots", "users", "env", "env_files", "allow"];
+
+/// The system policy's path: `LECTIC_NIX_SANDBOX_SYSTEM_POLICY` when the
+/// program was built, else /etc/lectic/nix-sandbox.yaml. Never taken from
+/// the environment or the command line, which the user controls.
+pub const SYSTEM_PATH: &str = match option_env!("LECTIC_NIX_SANDBOX_SYSTEM_POLICY") {
+    Some(p) => p,
+    None => "/etc/lectic/nix-sandbox.yaml",
+};
+
+/// Which file a policy is.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub enum Layer {
+    #[default]
+    User,
+    System,
+}
+
+/// What the system policy allows of one relaxing option.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Allow {
+    /// Not at all (the option must keep its default).
+    No,
+    /// Only these values (see `ALLOW_KEYS` for what a value is).
+    Only(Vec<String>),
+}
+
+/// One `allow` rule and where it stands.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    pub key: &'static str,
+    pub allow: Allow,
+    pub line: usize,
+}
+
+/// The options `allow` governs, and whether a list is meaningful for each
+/// (else only `false`): words of podman_extra/nix_extra; patterns (`*`
+/// for any run) of flake/nixpkgs; capability names; program paths;
+/// directories of packages files, and of volumes outside the roots.
+pub const ALLOW_KEYS: &[(&str, bool)] = &[
+    ("podman_extra", true),
+    ("nix_extra", true),
+    ("flake", true),
+    ("nixpkgs", true),
+    ("nix_packages_file", true),
+    ("cap_add", true),
+    ("podman_exe", true),
+    ("nix_exe", true),
+    ("volumes", true),
+    ("allow_setuid", false),
+    ("writable_root", false),
+    ("allow_net", false),
+    ("nix_develop", false),
+];
 
 /// A value from the file and where it stands.
 #[derive(Debug, Clone)]
@@ -80,6 +139,9 @@ pub struct Sourced<T> {
 #[derive(Debug, Clone, Default)]
 pub struct Policy {
     pub path: PathBuf,
+    pub layer: Layer,
+    /// The system policy's `allow` rules.
+    pub allow: Vec<Rule>,
     /// Option (from OPTIONS) → (its arguments, line).
     options: Vec<(&'static OptionSpec, Vec<String>, usize)>,
     /// The invoking user's roots (their own list, else the default list);
@@ -109,10 +171,39 @@ impl Policy {
                 path.display()
             ))
         })?;
-        Self::parse(&text, path, user, home)
+        Self::parse(&text, path, user, home, Layer::User)
     }
 
-    fn parse(text: &str, path: &Path, user: &str, home: Option<&Path>) -> Result<Policy> {
+    /// The system policy, if there is one, for the user `uid` (name and
+    /// HOME from the user database, not from the environment). It must
+    /// be root's, on a path only root can change; anything else is an
+    /// error, never a reason to run without it.
+    pub fn system(uid: u32) -> Result<Option<Policy>> {
+        let path = Path::new(SYSTEM_PATH);
+        let Some(bytes) = crate::fsutil::read_root_file(path)? else {
+            return Ok(None);
+        };
+        let text = String::from_utf8(bytes).map_err(|_| {
+            Error::usage(format!(
+                "system policy {SYSTEM_PATH}: not UTF-8 text; ask your administrator to fix it"
+            ))
+        })?;
+        let (user, home) = crate::sys::passwd(uid).unwrap_or_else(|| (uid.to_string(), None));
+        Self::parse(&text, path, &user, home.as_deref(), Layer::System).map(Some)
+    }
+
+    /// The rule for `key`, if the system policy has one.
+    pub fn rule(&self, key: &str) -> Option<&Rule> {
+        self.allow.iter().find(|r| r.key == key)
+    }
+
+    pub(crate) fn parse(
+        text: &str,
+        path: &Path,
+        user: &str,
+        home: Option<&Path>,
+        layer: Layer,
+    ) -> Result<Policy> {
         let bad = |line: usize, key: &str, why: String| {
             Error::usage(format!("{}:{line}: {key}: {why}", path.display()))
         };
@@ -136,6 +227,7 @@ impl Policy {
         };
         let mut policy = Policy {
             path: path.to_owned(),
+            layer,
             ..Policy::default()
         };
         let map = match root {
@@ -271,6 +363,67 @@ impl Policy {
                         });
                     }
                 }
+                "allow" if layer == Layer::User => {
+                    return Err(bad(
+                        line,
+                        key,
+                        format!(
+                            "only the system policy ({SYSTEM_PATH}) says what is allowed; leave the option out here instead"
+                        ),
+                    ));
+                }
+                "allow" => {
+                    let rules = v
+                        .as_mapping()
+                        .ok_or_else(|| wrong("a mapping of option: false or a list"))?;
+                    for (name, rule) in rules {
+                        let name = name.as_str().unwrap_or_default();
+                        let rline = line_of(text, &["allow", name]);
+                        let at = format!("allow.{name}");
+                        let Some(&(known, takes_list)) =
+                            ALLOW_KEYS.iter().find(|(k, _)| *k == name)
+                        else {
+                            let keys: Vec<&str> = ALLOW_KEYS.iter().map(|(k, _)| *k).collect();
+                            return Err(bad(
+                                rline,
+                                &at,
+                                format!("unknown key; allow governs {}", keys.join(", ")),
+                            ));
+                        };
+                        let allow = match rule {
+                            Value::Bool(true) => continue,
+                            Value::Bool(false) => Allow::No,
+                            other if takes_list => Allow::Only(list(other).ok_or_else(|| {
+                                bad(
+                                    rline,
+                                    &at,
+                                    "expected false or a list of allowed values".into(),
+                                )
+                            })?),
+                            _ => {
+                                return Err(bad(rline, &at, "expected true or false".into()));
+                            }
+                        };
+                        let allow = match allow {
+                            // Directories, like the file's other paths.
+                            Allow::Only(dirs)
+                                if matches!(known, "volumes" | "nix_packages_file") =>
+                            {
+                                Allow::Only(
+                                    dirs.iter()
+                                        .map(|d| resolve(d).display().to_string())
+                                        .collect(),
+                                )
+                            }
+                            a => a,
+                        };
+                        policy.allow.push(Rule {
+                            key: known,
+                            allow,
+                            line: rline,
+                        });
+                    }
+                }
                 "env_files" => {
                     for f in list(v).ok_or_else(|| wrong("a list of files"))? {
                         policy.env_files.push(Sourced {
@@ -391,6 +544,7 @@ mod tests {
             Path::new("/etc/p.yaml"),
             user,
             Some(Path::new("/home/u")),
+            Layer::User,
         )
     }
 
@@ -501,5 +655,46 @@ mod tests {
             [("A".into(), "1".into(), 2), ("B".into(), "two".into(), 3)]
         );
         assert_eq!(p.env_files[0].value, PathBuf::from("/etc/secrets.env"));
+    }
+
+    #[test]
+    fn allow_rules_are_the_system_policys_alone() {
+        let text = "allow:\n  allow_net: false\n  cap_add: [NET_RAW]\n  volumes: [~/data]\n  podman_extra: true\n";
+        let p = Policy::parse(
+            text,
+            Path::new("/etc/p.yaml"),
+            "u",
+            Some(Path::new("/home/u")),
+            Layer::System,
+        )
+        .unwrap();
+        let rules: Vec<(&str, Allow, usize)> = p
+            .allow
+            .iter()
+            .map(|r| (r.key, r.allow.clone(), r.line))
+            .collect();
+        assert_eq!(
+            rules,
+            [
+                ("allow_net", Allow::No, 2),
+                ("cap_add", Allow::Only(vec!["NET_RAW".into()]), 3),
+                ("volumes", Allow::Only(vec!["/home/u/data".into()]), 4),
+            ],
+            "true is no rule at all"
+        );
+        let e = parse(text, "u").unwrap_err().to_string();
+        assert!(e.contains("allow: only the system policy"), "{e}");
+        for (bad, expect) in [
+            ("allow:\n  memory: false\n", "allow.memory: unknown key"),
+            (
+                "allow:\n  allow_net: [x]\n",
+                "allow.allow_net: expected true or false",
+            ),
+        ] {
+            let e = Policy::parse(bad, Path::new("/etc/p.yaml"), "u", None, Layer::System)
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(expect), "{bad:?}: {e}");
+        }
     }
 }

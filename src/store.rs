@@ -41,15 +41,15 @@ struct Layout {
 }
 
 impl Layout {
-    fn of(cfg: &Config) -> Layout {
+    fn of(cfg: &Config, run: &Path) -> Layout {
         let p = &cfg.paths;
         Layout {
             graphroot: p.cache.join("podman-root"),
             conf_dir: p.cache.join("podman-conf"),
-            runroot: p.run.join("runroot"),
-            xdg: p.run.join("xdg"),
-            libpod_tmp: p.run.join("libpod-tmp"),
-            tmp: p.temp.join("tmp"),
+            runroot: run.join("runroot"),
+            xdg: run.join("xdg"),
+            libpod_tmp: run.join("libpod-tmp"),
+            tmp: p.tmp(),
         }
     }
 
@@ -83,14 +83,14 @@ impl Podman {
     /// Prepares the store (once; later calls only check directories) and
     /// returns a handle to run podman with it.
     pub fn open(cfg: &Config) -> Result<Podman> {
-        let l = Layout::of(cfg);
-        if let Some(parent) = cfg.paths.run.parent() {
-            fsutil::ensure_private_dir(parent, cfg.uid)?;
+        open_cache(cfg)?;
+        let run = run_dir(cfg)?;
+        for note in &run.skipped {
+            verbose!("{note}");
         }
-        for dir in [&cfg.paths.run, &l.xdg, &cfg.paths.temp] {
-            fsutil::ensure_private_dir(dir, cfg.uid)?;
-        }
+        let l = Layout::of(cfg, &run.path);
         for dir in [
+            &l.xdg,
             &l.runroot,
             &l.libpod_tmp,
             &l.tmp,
@@ -252,6 +252,104 @@ impl Podman {
             })
         }
     }
+}
+
+/// Checks (and makes) the cache: a directory only we can enter, on a path
+/// only we and root can change (`fsutil::trusted_dir`).
+pub fn open_cache(cfg: &Config) -> Result<()> {
+    fsutil::trusted_dir(&cfg.paths.cache, cfg.uid).map_err(|e| match e {
+        Error::Untrusted { path, why, .. } => Error::Untrusted {
+            path,
+            why,
+            fix: "set LECTIC_CACHE to a directory that only you (and root) can change".into(),
+        },
+        other => other,
+    })
+}
+
+/// Podman's run dir for this store and the candidates passed over.
+#[derive(Debug)]
+pub struct RunDir {
+    pub path: PathBuf,
+    /// One line per candidate skipped: which and why.
+    pub skipped: Vec<String>,
+}
+
+/// The run dir (Podman's runroot, runtime dir and libpod tmpdir): the one
+/// the store is bound to while it is usable, else the first usable of
+/// `/tmp/lns-<uid>/<hash>`, `$XDG_RUNTIME_DIR/lns-<hash>` and a fresh
+/// `/tmp/lns-<uid>-<random>`. Usable: a private directory on a path only
+/// we and root can change, so another user who took our name in the
+/// shared /tmp cannot stop us or catch our state. The choice is recorded
+/// in the cache, so every call of this store finds it whatever its
+/// environment; Podman's database remembers the runroot it was made
+/// with, so a new choice (the old one is gone: a reboot) starts it afresh
+/// (images stay; containers were gone with the old run dir).
+pub fn run_dir(cfg: &Config) -> Result<RunDir> {
+    let paths = &cfg.paths;
+    let usable = |dir: &Path| -> std::result::Result<(), String> {
+        if dir.join("runroot").as_os_str().len() > 50 {
+            return Err("too long for Podman's runroot (50 characters)".into());
+        }
+        fsutil::trusted_dir(dir, cfg.uid).map_err(|e| match e {
+            Error::Untrusted { path, why, .. } if path == dir => why,
+            Error::Untrusted { path, why, .. } => format!("{}: {why}", path.display()),
+            other => other.to_string(),
+        })
+    };
+    let (bound, recorded) = paths.run_record_read();
+    let mut skipped = Vec::new();
+    match usable(&bound) {
+        Ok(()) => {
+            return Ok(RunDir {
+                path: bound,
+                skipped: recorded,
+            });
+        }
+        Err(why) => skipped.push(format!("run dir {} skipped: {why}", bound.display())),
+    }
+    // A new choice, made once: parallel calls must agree on it.
+    fsutil::ensure_dir(&paths.locks())?;
+    let _guard = lock::acquire(
+        &paths.locks().join("store.lock"),
+        lock::Mode::Exclusive,
+        "the Podman store setup",
+        cfg.lock_limit(Duration::from_secs(120)),
+    )?;
+    let (again, recorded) = paths.run_record_read();
+    if again != bound && usable(&again).is_ok() {
+        return Ok(RunDir {
+            path: again,
+            skipped: recorded,
+        });
+    }
+    let suffix = &crate::stop::new_call_id()[..8];
+    let candidates = std::iter::once(paths.run.clone()).chain(paths.run_fallbacks(cfg.uid, suffix));
+    for dir in candidates.filter(|d| *d != bound) {
+        match usable(&dir) {
+            Ok(()) => {
+                // Podman's database names the old run dir; it is forgotten
+                // with the containers it listed (none survived the old
+                // run dir), and the images stay.
+                let db = paths.cache.join("podman-root/libpod");
+                for file in ["bolt_state.db", "db.sql"] {
+                    fsutil::remove_any(&db.join(file))?;
+                }
+                let mut record = dir.as_os_str().as_encoded_bytes().to_vec();
+                for note in &skipped {
+                    record.push(b'\n');
+                    record.extend(note.as_bytes());
+                }
+                fsutil::write_atomic(&paths.run_record(), &record)?;
+                return Ok(RunDir { path: dir, skipped });
+            }
+            Err(why) => skipped.push(format!("run dir {} skipped: {why}", dir.display())),
+        }
+    }
+    Err(Error::usage(format!(
+        "no private directory for Podman's run state: {}; set XDG_RUNTIME_DIR to a directory of yours",
+        skipped.join("; ")
+    )))
 }
 
 fn base_env(l: &Layout) -> Vec<(OsString, OsString)> {

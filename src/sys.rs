@@ -150,6 +150,105 @@ pub fn open_no_symlinks(path: &Path) -> io::Result<std::fs::File> {
     Ok(at)
 }
 
+/// Opens `name` (one path component) in the directory `at` with O_PATH,
+/// without following it if it is a symlink: the link itself is opened.
+pub fn open_at_nofollow(at: &std::fs::File, name: &std::ffi::OsStr) -> io::Result<std::fs::File> {
+    let name = c_name(name)?;
+    let flags = libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+    // SAFETY: `at` is an open descriptor and `name` NUL-terminated.
+    let fd = unsafe { libc::openat(at.as_raw_fd(), name.as_ptr(), flags) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: openat returned a new descriptor that we now own.
+    Ok(std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) }))
+}
+
+/// Creates the directory `name` in the directory `at` with `mode`.
+pub fn mkdir_at(at: &std::fs::File, name: &std::ffi::OsStr, mode: u32) -> io::Result<()> {
+    let name = c_name(name)?;
+    // SAFETY: `at` is an open descriptor and `name` NUL-terminated.
+    if unsafe { libc::mkdirat(at.as_raw_fd(), name.as_ptr(), mode as libc::mode_t) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// The target of the symlink `name` in the directory `at`.
+pub fn readlink_at(at: &std::fs::File, name: &std::ffi::OsStr) -> io::Result<std::path::PathBuf> {
+    use std::os::unix::ffi::OsStringExt;
+    let name = c_name(name)?;
+    let mut buf = vec![0u8; libc::PATH_MAX as usize];
+    // SAFETY: `buf` has `buf.len()` writable bytes; `name` is NUL-terminated.
+    let n = unsafe {
+        libc::readlinkat(
+            at.as_raw_fd(),
+            name.as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    buf.truncate(n as usize);
+    Ok(std::ffi::OsString::from_vec(buf).into())
+}
+
+/// Sets the mode of the directory `at` (opened with O_PATH) to `mode`.
+pub fn chmod_dir(at: &std::fs::File, mode: u32) -> io::Result<()> {
+    // O_PATH descriptors refuse fchmod; their /proc/self/fd name does not.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(fd_path(at), std::fs::Permissions::from_mode(mode))
+}
+
+/// A path naming the open file `f` (its /proc/self/fd link), to open it
+/// again with other flags.
+pub fn fd_path(f: &std::fs::File) -> std::path::PathBuf {
+    format!("/proc/self/fd/{}", f.as_raw_fd()).into()
+}
+
+fn c_name(name: &std::ffi::OsStr) -> io::Result<std::ffi::CString> {
+    use std::os::unix::ffi::OsStrExt;
+    std::ffi::CString::new(name.as_bytes()).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))
+}
+
+/// Whether group `gid` has no member but `user` (a user private group,
+/// where group write gives no one else anything).
+pub fn group_has_only(gid: u32, user: &str) -> bool {
+    let mut group = std::mem::MaybeUninit::<libc::group>::uninit();
+    let mut buf = vec![0 as libc::c_char; 16 * 1024];
+    let mut found: *mut libc::group = std::ptr::null_mut();
+    // SAFETY: every pointer names memory of the given size that outlives
+    // the call; on success `found` points at `group`, whose strings live in
+    // `buf`.
+    let rc = unsafe {
+        libc::getgrgid_r(
+            gid as libc::gid_t,
+            group.as_mut_ptr(),
+            buf.as_mut_ptr(),
+            buf.len(),
+            &mut found,
+        )
+    };
+    if rc != 0 || found.is_null() {
+        return false;
+    }
+    // SAFETY: getgrgid_r succeeded and filled `group`.
+    let group = unsafe { group.assume_init() };
+    let mut member = group.gr_mem;
+    // SAFETY: gr_mem is a NULL-terminated array of C strings in `buf`.
+    unsafe {
+        while !member.is_null() && !(*member).is_null() {
+            if std::ffi::CStr::from_ptr(*member).to_bytes() != user.as_bytes() {
+                return false;
+            }
+            member = member.add(1);
+        }
+    }
+    true
+}
+
 /// Whether `e` is [`open_no_symlinks`] finding a symlink.
 pub fn is_symlink_refusal(e: &io::Error) -> bool {
     e.raw_os_error() == Some(libc::ELOOP)
@@ -204,18 +303,49 @@ fn fstat(fd: BorrowedFd<'_>) -> io::Result<libc::stat> {
     Ok(unsafe { st.assume_init() })
 }
 
-/// The login name of `uid` (from /etc/passwd, else USER, else the number).
+/// The login name of `uid` (from the user database, else USER, else the
+/// number).
 pub fn user_name(uid: u32) -> String {
-    std::fs::read_to_string("/etc/passwd")
-        .ok()
-        .and_then(|p| {
-            p.lines().find_map(|l| {
-                let f: Vec<&str> = l.split(':').collect();
-                (f.len() > 2 && f[2] == uid.to_string()).then(|| f[0].to_owned())
-            })
-        })
+    passwd(uid)
+        .map(|(name, _)| name)
         .or_else(|| std::env::var("USER").ok())
         .unwrap_or_else(|| uid.to_string())
+}
+
+/// `uid`'s name and home directory in the user database (NSS included),
+/// which the user cannot change, unlike USER and HOME.
+pub fn passwd(uid: u32) -> Option<(String, Option<std::path::PathBuf>)> {
+    use std::os::unix::ffi::OsStrExt;
+    let mut pw = std::mem::MaybeUninit::<libc::passwd>::uninit();
+    let mut buf = vec![0 as libc::c_char; 16 * 1024];
+    let mut found: *mut libc::passwd = std::ptr::null_mut();
+    // SAFETY: every pointer names memory of the given size that outlives
+    // the call; on success `found` points at `pw`, whose strings are in `buf`.
+    let rc = unsafe {
+        libc::getpwuid_r(
+            uid as libc::uid_t,
+            pw.as_mut_ptr(),
+            buf.as_mut_ptr(),
+            buf.len(),
+            &mut found,
+        )
+    };
+    if rc != 0 || found.is_null() {
+        return None;
+    }
+    // SAFETY: getpwuid_r succeeded and filled `pw`; its strings are
+    // NUL-terminated (or null) and live in `buf`.
+    let (name, dir) = unsafe {
+        let pw = pw.assume_init();
+        let text = |p: *const libc::c_char| {
+            (!p.is_null()).then(|| std::ffi::CStr::from_ptr(p).to_bytes().to_vec())
+        };
+        (text(pw.pw_name)?, text(pw.pw_dir))
+    };
+    let home = dir
+        .filter(|d| d.starts_with(b"/"))
+        .map(|d| std::path::PathBuf::from(std::ffi::OsStr::from_bytes(&d)));
+    Some((String::from_utf8_lossy(&name).into_owned(), home))
 }
 
 /// Field `n` (numbered from 1 as in proc(5); n ≥ 3) of /proc/<pid>/stat,

@@ -53,7 +53,7 @@ fn env_options(
     let file = if reserved.is_empty() {
         None
     } else {
-        let file = EnvFile::write(&cfg.paths.temp.join(format!("env-{call_id}")), &reserved)?;
+        let file = EnvFile::write(&cfg.paths.tmp().join(format!("env-{call_id}")), &reserved)?;
         opts.extend(["--env-file".into(), file.0.display().to_string()]);
         Some(file)
     };

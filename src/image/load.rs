@@ -3,10 +3,11 @@
 //! is loaded from its file. The loaded image is tagged by its store hash,
 //! so two images never share a tag.
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use super::archive::Archive;
 use crate::config::Config;
 use crate::error::{Error, IoContext, Result};
 use crate::store::Podman;
@@ -18,7 +19,7 @@ pub const REPOSITORY: &str = "localhost/lectic-nix-sandbox";
 /// before each load, under the load lock, so a killed load's leftovers go
 /// with the next one (or `--gc`).
 pub fn scratch_dir(cfg: &Config) -> PathBuf {
-    cfg.paths.temp.join("load")
+    cfg.paths.tmp().join("load")
 }
 
 /// Loads `store_path` into our store and returns the image reference.
@@ -42,45 +43,61 @@ pub fn clear_scratch(scratch: &Path) -> Result<()> {
 
 fn load_in(podman: &Podman, path: &Path, policy: &str, scratch: &Path) -> Result<String> {
     let store_path = &path.display().to_string();
-    let output = if is_stream_script(path)? {
-        verbose!("streaming {store_path} into podman load");
-        let mut producer = Command::new(path)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|source| Error::Spawn {
-                program: store_path.to_owned(),
-                source,
-            })?;
-        let stream = producer.stdout.take().expect("piped stdout");
-        let out = podman
-            .command(["load", "--signature-policy", policy])
-            .env("TMPDIR", scratch)
-            .stdin(stream)
-            .output()
-            .map_err(|e| podman.spawn_error(e))?;
+    // Podman reads the image from our pipe while we read what Nix built,
+    // so the config digest is taken from the build output itself.
+    let (mut producer, source): (Option<std::process::Child>, Box<dyn Read + Send>) =
+        match Source::of(path)? {
+            Source::Tar => {
+                verbose!("loading {store_path}");
+                let f = std::fs::File::open(path).with_path("cannot read the built image", path)?;
+                (None, Box::new(f))
+            }
+            kind => {
+                let mut cmd = if matches!(kind, Source::Script) {
+                    verbose!("streaming {store_path} into podman load");
+                    Command::new(path)
+                } else {
+                    verbose!("loading {store_path} (gzip)");
+                    let mut c = Command::new("gzip");
+                    c.arg("-dc").arg(path);
+                    c
+                };
+                let program = cmd.get_program().to_string_lossy().into_owned();
+                let mut child = cmd
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .map_err(|source| Error::Spawn { program, source })?;
+                let out = child.stdout.take().expect("piped stdout");
+                (Some(child), Box::new(out))
+            }
+        };
+    let mut load = podman
+        .command(["load", "--signature-policy", policy])
+        .env("TMPDIR", scratch)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| podman.spawn_error(e))?;
+    let sink = load.stdin.take().expect("piped stdin");
+    let copier = std::thread::spawn(move || tee(source, sink));
+    let output = load.wait_with_output().map_err(|e| podman.spawn_error(e))?;
+    let archive = copier.join().expect("the copy thread does not panic");
+    if let Some(child) = producer.as_mut() {
         let mut err = String::new();
-        if let Some(mut e) = producer.stderr.take() {
+        if let Some(mut e) = child.stderr.take() {
             let _ = e.read_to_string(&mut err);
         }
-        let status = producer.wait().with_path("cannot wait for", path)?;
-        if !status.success() {
+        let status = child.wait().with_path("cannot wait for", path)?;
+        if !status.success() && output.status.success() {
             return Err(Error::Podman {
                 message: format!("the image stream {store_path} failed ({status})"),
                 log: err,
             });
         }
-        out
-    } else {
-        verbose!("loading {store_path}");
-        podman
-            .command(["load", "--signature-policy", policy, "-i", store_path])
-            .env("TMPDIR", scratch)
-            .stdin(Stdio::null())
-            .output()
-            .map_err(|e| podman.spawn_error(e))?
-    };
+    }
     if !output.status.success() {
         return Err(Error::Podman {
             message: format!("podman load of {store_path} failed"),
@@ -92,6 +109,15 @@ fn load_in(podman: &Podman, path: &Path, policy: &str, scratch: &Path) -> Result
         message: format!("podman load of {store_path} named no image"),
         log: stdout.clone().into_owned(),
     })?;
+    let want = archive
+        .map_err(|e| Error::io("cannot read the built image", path, e))?
+        .config_digest()
+        .map_err(|why| {
+            Error::usage(format!(
+                "{store_path} is not a docker archive of one image: {why}; build the image with dockerTools"
+            ))
+        })?;
+    verify(podman, &loaded, &want, store_path)?;
     let image = format!("{REPOSITORY}:{}", store_hash(store_path));
     podman.check("tagging the loaded image", ["tag", &loaded, &image])?;
     if loaded != image {
@@ -102,13 +128,70 @@ fn load_in(podman: &Podman, path: &Path, policy: &str, scratch: &Path) -> Result
     Ok(image)
 }
 
-fn is_stream_script(path: &Path) -> Result<bool> {
-    if path.is_dir() {
-        return Ok(false);
+/// What a build output is, for loading it.
+enum Source {
+    /// streamLayeredImage's script: its output is the archive.
+    Script,
+    /// A gzipped archive (buildLayeredImage).
+    Gzip,
+    /// A plain tar archive.
+    Tar,
+}
+
+impl Source {
+    fn of(path: &Path) -> Result<Source> {
+        if path.is_dir() {
+            return Err(Error::usage(format!(
+                "{} is a directory, not an image: the flake's containerImage must be a docker archive or a stream script (dockerTools)",
+                path.display()
+            )));
+        }
+        let mut head = [0u8; 2];
+        let mut f = std::fs::File::open(path).with_path("cannot read the built image", path)?;
+        Ok(match f.read_exact(&mut head) {
+            Ok(()) if &head == b"#!" => Source::Script,
+            Ok(()) if head == [0x1f, 0x8b] => Source::Gzip,
+            _ => Source::Tar,
+        })
     }
-    let mut head = [0u8; 2];
-    let mut f = std::fs::File::open(path).with_path("cannot read the built image", path)?;
-    Ok(f.read_exact(&mut head).is_ok() && &head == b"#!")
+}
+
+/// Copies `from` into `to` and into an [`Archive`]; stops quietly when
+/// `to` closes early (Podman failed; its own error says why).
+fn tee(mut from: Box<dyn Read + Send>, mut to: impl Write) -> std::io::Result<Archive> {
+    let mut archive = Archive::default();
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let n = match from.read(&mut buf) {
+            Ok(0) => return Ok(archive),
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        archive.write_all(&buf[..n])?;
+        if to.write_all(&buf[..n]).is_err() {
+            return Ok(archive);
+        }
+    }
+}
+
+/// Fails unless the image Podman loaded as `loaded` is the one whose
+/// config digest is `want`; a wrong one is removed again.
+fn verify(podman: &Podman, loaded: &str, want: &str, store_path: &str) -> Result<()> {
+    let id = podman.check(
+        "inspecting the loaded image",
+        ["image", "inspect", "--format", "{{.Id}}", loaded],
+    )?;
+    let id = id.trim().trim_start_matches("sha256:");
+    if id == want {
+        return Ok(());
+    }
+    let _ = podman.output(["rmi", "--force", loaded]);
+    Err(Error::usage(format!(
+        "the image Podman loaded ({}) is not the one Nix built ({store_path}, config sha256:{}): something altered it on the way; nothing was kept, run the command again",
+        &id[..id.len().min(12)],
+        &want[..12]
+    )))
 }
 
 /// `Loaded image: X` (one) or `Loaded image(s): X,Y` (Podman's two forms).

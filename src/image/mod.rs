@@ -2,6 +2,7 @@
 //! whose record is missing (or `--rebuild`) starts nix; the build and load
 //! of one record happen under its lock, so parallel cold calls build once.
 
+pub mod archive;
 pub mod flake;
 pub mod listing;
 pub mod load;

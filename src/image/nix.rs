@@ -99,7 +99,7 @@ fn build_error(spec: &ImageSpec, installable: &str, log: &str) -> Error {
                     "--nix-packages-file {}: does not evaluate (see below; it is read as a copy, so it may not import relative paths)",
                     file.display()
                 ),
-                log: rename_copy(&tail, file),
+                log: without_source_lines(&rename_copy(&tail, file)),
             };
         }
     }
@@ -107,6 +107,20 @@ fn build_error(spec: &ImageSpec, installable: &str, log: &str) -> Error {
         message: format!("building the image with `nix build {installable}` failed"),
         log: tail,
     }
+}
+
+/// `log` without the lines where Nix quotes the source (`  3| text` and
+/// the caret line below it): the headline already names file and line,
+/// and a file given by mistake may hold a secret.
+fn without_source_lines(log: &str) -> String {
+    log.lines()
+        .filter(|l| {
+            let t = l.trim_start();
+            let digits = t.bytes().take_while(u8::is_ascii_digit).count();
+            !(t.starts_with('|') || (digits > 0 && t[digits..].starts_with('|')))
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Shows the user's packages file where Nix names our copy of it.
@@ -145,6 +159,17 @@ mod tests {
         assert_eq!(parse_out_path(newer).as_deref(), Some("/nix/store/c"));
         assert_eq!(parse_out_path(b"[]"), None);
         assert_eq!(parse_out_path(b"garbage"), None);
+    }
+
+    #[test]
+    fn nix_quoting_the_source_is_left_out() {
+        let log = "error: undefined variable 'tok'\n       at /x.nix:1:1:\n\n            1| tok\n             | ^\n";
+        let shown = without_source_lines(log);
+        assert!(
+            !shown.contains("1| tok") && !shown.contains(" | ^"),
+            "{shown}"
+        );
+        assert!(shown.contains("at /x.nix:1:1:"), "{shown}");
     }
 
     #[test]

@@ -363,35 +363,47 @@ fn exec_agent(cfg: &Config) -> Check {
 }
 
 fn dirs(cfg: &Config) -> Vec<Check> {
-    [
-        ("cache dir", &cfg.paths.cache, "LECTIC_CACHE"),
-        ("temp dir", &cfg.paths.temp, "LECTIC_TEMP"),
-    ]
-    .into_iter()
-    .map(|(name, dir, var)| {
-        let probe = dir.join(format!(".doctor-{}", std::process::id()));
-        // Made as a call makes them (the temp dir private).
-        let made = if dir == &cfg.paths.temp {
-            fsutil::ensure_private_dir(dir, cfg.uid)
-        } else {
-            fsutil::ensure_dir(dir)
-        };
-        let result = made
-            .and_then(|()| fsutil::write_atomic(&probe, b"ok"))
-            .map(|()| {
-                let _ = std::fs::remove_file(&probe);
-            });
-        match result {
-            Ok(()) => ok(name, format!("{} is writable", dir.display())),
-            Err(e) => bad(
-                name,
+    let cache = &cfg.paths.cache;
+    let probe = cache.join(format!(".doctor-{}", std::process::id()));
+    // Made and checked as a call makes them.
+    let made = crate::store::open_cache(cfg)
+        .and_then(|()| fsutil::write_atomic(&probe, b"ok"))
+        .map(|()| {
+            let _ = std::fs::remove_file(&probe);
+        });
+    let mut checks = vec![match made {
+        Ok(()) => ok(
+            "cache dir",
+            format!(
+                "{} is private and only you and root can change its path",
+                cache.display()
+            ),
+        ),
+        Err(e) => {
+            return vec![bad(
+                "cache dir",
                 Level::Fail,
                 e.to_string(),
-                format!("set {var} to a directory you can write"),
-            ),
+                "set LECTIC_CACHE to a directory of yours that only you (and root) can change",
+            )];
         }
-    })
-    .collect()
+    }];
+    checks.push(match crate::store::run_dir(cfg) {
+        Ok(run) if run.skipped.is_empty() => ok("run dir", run.path.display().to_string()),
+        Ok(run) => bad(
+            "run dir",
+            Level::Warn,
+            format!("{} ({})", run.path.display(), run.skipped.join("; ")),
+            "nothing to do: the sandbox uses the run dir named, recorded in the cache",
+        ),
+        Err(e) => bad(
+            "run dir",
+            Level::Fail,
+            e.to_string(),
+            "set XDG_RUNTIME_DIR to a private directory of yours",
+        ),
+    });
+    checks
 }
 
 /// Our store: its storage driver, and whether podman runs on it.

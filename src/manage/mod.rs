@@ -110,15 +110,20 @@ fn render_prepare(v: &Value) -> String {
 /// project roots, and the environment's names with their level (values
 /// are left out: they may be secrets).
 fn show_config(cfg: &Config) -> Value {
-    let roots = cfg.policy.as_ref().and_then(|p| {
-        p.project_roots.as_ref().map(|r| {
-            json!({
-                "roots": r.value,
-                "source": format!("{}:{}", p.path.display(), r.line),
+    let roots: Vec<Value> = [&cfg.system_policy, &cfg.policy]
+        .into_iter()
+        .flatten()
+        .filter_map(|p| {
+            p.project_roots.as_ref().map(|r| {
+                json!({
+                    "roots": r.value,
+                    "source": format!("{}:{}", p.path.display(), r.line),
+                })
             })
         })
-    });
+        .collect();
     json!({
+        "system_policy": cfg.system_policy.as_ref().map(|p| p.path.clone()),
         "config_file": cfg.policy.as_ref().map(|p| p.path.clone()),
         "options": cfg.settings.iter().map(|s| json!({
             "option": s.option, "value": s.value, "source": s.source,
@@ -131,7 +136,14 @@ fn show_config(cfg: &Config) -> Value {
 }
 
 fn render_show_config(v: &Value) -> String {
-    let mut out = match v["config_file"].as_str() {
+    let mut out = match v["system_policy"].as_str() {
+        Some(f) => format!("System policy: {f}\n"),
+        None => format!(
+            "System policy: none ({} does not exist)\n",
+            crate::policy::SYSTEM_PATH
+        ),
+    };
+    out += &match v["config_file"].as_str() {
         Some(f) => format!("Config file: {f}\n"),
         None => "Config file: none\n".into(),
     };
@@ -144,22 +156,24 @@ fn render_show_config(v: &Value) -> String {
             s(o, "source")
         );
     }
-    out += &match v.get("project_roots").filter(|r| !r.is_null()) {
-        Some(r) => {
-            let roots: Vec<&str> = items(r, "roots").iter().filter_map(Value::as_str).collect();
-            format!(
-                "Project roots: {} ({})\n",
-                if roots.is_empty() {
-                    "none".into()
-                } else {
-                    roots.join(", ")
-                },
-                s(r, "source")
-            )
-        }
-        None => "Project roots: any directory (the policy sets none)\n".into(),
-    };
-    out += "Environment (names only; later levels win: host, policy env, policy env files, --env, --env-file):\n";
+    let all_roots = items(v, "project_roots");
+    if all_roots.is_empty() {
+        out += "Project roots: any directory (no policy sets any)\n";
+    }
+    // Each list bounds the paths; the system's and the user's both hold.
+    for r in all_roots {
+        let roots: Vec<&str> = items(r, "roots").iter().filter_map(Value::as_str).collect();
+        out += &format!(
+            "Project roots: {} ({})\n",
+            if roots.is_empty() {
+                "none".into()
+            } else {
+                roots.join(", ")
+            },
+            s(r, "source")
+        );
+    }
+    out += "Environment (names only; later levels win: host, policy env, policy env files, --env, --env-file, system policy env and env files):\n";
     for e in items(v, "env") {
         out += &format!("  {:<22} {}\n", s(e, "name"), s(e, "source"));
     }
