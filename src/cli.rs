@@ -29,7 +29,9 @@ what --pass-env, --env and --env-file add (in that order; later wins).",
     after_help = "Exit status: the command's own; 125 when the sandbox itself fails; 126/127 when the \
 command cannot be executed / is not found; 128+N when stopped by signal N; \
 --doctor exits 1 when a check fails.\n\
-State lives under $LECTIC_CACHE/nix-sandbox (default ~/.cache/lectic/nix-sandbox) and $LECTIC_TEMP/nix-sandbox.",
+State lives under $LECTIC_CACHE/nix-sandbox (default ~/.cache/lectic/nix-sandbox; private) and a \
+short run dir (/tmp/lns-<uid>/..., see --doctor). An administrator's system policy (root's; \
+--show-config names it) is always read, and no option loosens it.",
     trailing_var_arg = true,
     dont_delimit_trailing_values = true,
     group(
@@ -171,7 +173,7 @@ pub struct Cli {
     #[arg(long, value_name = "ATTR", help_heading = DEVELOP)]
     pub dev_shell: Option<String>,
 
-    /// Options and policy from FILE [default: $LECTIC_CONFIG/nix-sandbox.yaml, if it exists]
+    /// Your options and policy from FILE [default: $LECTIC_CONFIG/nix-sandbox.yaml, if it exists]; the system policy still applies
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
 

@@ -11,6 +11,8 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 pub const ROOTLESS_USER: &str = "sbtest";
+/// The other local user, hostile (see scripts/setup-machine).
+pub const NEIGHBOUR: &str = "sbnb";
 const BASE: &str = "/tmp/lns-tests";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -462,8 +464,16 @@ pub fn store_podman(sb: &Sandbox) -> std::process::Command {
             .trim_matches('"')
             .to_owned()
     };
-    let runroot = value("runroot");
-    let run = std::path::Path::new(&runroot).parent().unwrap().to_owned();
+    // The run dir the store is bound to: recorded when it is not the
+    // first choice (see store::run_dir), else storage.conf's.
+    let run = match std::fs::read_to_string(sb.cache.join("nix-sandbox/run-dir")) {
+        Ok(record) => PathBuf::from(record.lines().next().unwrap()),
+        Err(_) => std::path::Path::new(&value("runroot"))
+            .parent()
+            .unwrap()
+            .to_owned(),
+    };
+    let runroot = run.join("runroot").display().to_string();
     let mut cmd = podman_as(sb.mode);
     cmd.env("XDG_RUNTIME_DIR", run.join("xdg"))
         .args(["--root", &value("graphroot"), "--runroot", &runroot])
