@@ -213,42 +213,6 @@ fn c_name(name: &std::ffi::OsStr) -> io::Result<std::ffi::CString> {
     std::ffi::CString::new(name.as_bytes()).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))
 }
 
-/// Whether group `gid` has no member but `user` (a user private group,
-/// where group write gives no one else anything).
-pub fn group_has_only(gid: u32, user: &str) -> bool {
-    let mut group = std::mem::MaybeUninit::<libc::group>::uninit();
-    let mut buf = vec![0 as libc::c_char; 16 * 1024];
-    let mut found: *mut libc::group = std::ptr::null_mut();
-    // SAFETY: every pointer names memory of the given size that outlives
-    // the call; on success `found` points at `group`, whose strings live in
-    // `buf`.
-    let rc = unsafe {
-        libc::getgrgid_r(
-            gid as libc::gid_t,
-            group.as_mut_ptr(),
-            buf.as_mut_ptr(),
-            buf.len(),
-            &mut found,
-        )
-    };
-    if rc != 0 || found.is_null() {
-        return false;
-    }
-    // SAFETY: getgrgid_r succeeded and filled `group`.
-    let group = unsafe { group.assume_init() };
-    let mut member = group.gr_mem;
-    // SAFETY: gr_mem is a NULL-terminated array of C strings in `buf`.
-    unsafe {
-        while !member.is_null() && !(*member).is_null() {
-            if std::ffi::CStr::from_ptr(*member).to_bytes() != user.as_bytes() {
-                return false;
-            }
-            member = member.add(1);
-        }
-    }
-    true
-}
-
 /// Whether `e` is [`open_no_symlinks`] finding a symlink.
 pub fn is_symlink_refusal(e: &io::Error) -> bool {
     e.raw_os_error() == Some(libc::ELOOP)
@@ -312,40 +276,52 @@ pub fn user_name(uid: u32) -> String {
         .unwrap_or_else(|| uid.to_string())
 }
 
-/// `uid`'s name and home directory in the user database (NSS included),
-/// which the user cannot change, unlike USER and HOME.
+/// The entries of a colon-separated database file (/etc/passwd, /etc/group).
+///
+/// Read as files, not through NSS: the program is linked statically, and
+/// glibc's NSS modules loaded into a static binary crash (seen here with
+/// nss_systemd). Users known only to NSS (LDAP, systemd-homed) are
+/// therefore not found, which counts as an unknown user.
+fn db_entries(file: &str) -> Vec<Vec<String>> {
+    std::fs::read(file)
+        .map(|b| {
+            String::from_utf8_lossy(&b)
+                .lines()
+                .map(|l| l.split(':').map(str::to_owned).collect())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// `uid`'s name and home directory in /etc/passwd, which the user cannot
+/// change, unlike USER and HOME.
 pub fn passwd(uid: u32) -> Option<(String, Option<std::path::PathBuf>)> {
-    use std::os::unix::ffi::OsStrExt;
-    let mut pw = std::mem::MaybeUninit::<libc::passwd>::uninit();
-    let mut buf = vec![0 as libc::c_char; 16 * 1024];
-    let mut found: *mut libc::passwd = std::ptr::null_mut();
-    // SAFETY: every pointer names memory of the given size that outlives
-    // the call; on success `found` points at `pw`, whose strings are in `buf`.
-    let rc = unsafe {
-        libc::getpwuid_r(
-            uid as libc::uid_t,
-            pw.as_mut_ptr(),
-            buf.as_mut_ptr(),
-            buf.len(),
-            &mut found,
-        )
+    let uid = uid.to_string();
+    db_entries("/etc/passwd")
+        .into_iter()
+        .find(|f| f.len() > 5 && f[2] == uid)
+        .map(|f| {
+            let home = Some(std::path::PathBuf::from(&f[5])).filter(|h| h.is_absolute());
+            (f[0].clone(), home)
+        })
+}
+
+/// Whether group `gid` has no member but `user`, by /etc/group's list and
+/// by /etc/passwd's primary groups (a user private group, where group
+/// write gives no one else anything).
+pub fn group_has_only(gid: u32, user: &str) -> bool {
+    let gid = gid.to_string();
+    let listed = db_entries("/etc/group")
+        .into_iter()
+        .find(|f| f.len() > 3 && f[2] == gid);
+    let Some(group) = listed else {
+        return false;
     };
-    if rc != 0 || found.is_null() {
-        return None;
-    }
-    // SAFETY: getpwuid_r succeeded and filled `pw`; its strings are
-    // NUL-terminated (or null) and live in `buf`.
-    let (name, dir) = unsafe {
-        let pw = pw.assume_init();
-        let text = |p: *const libc::c_char| {
-            (!p.is_null()).then(|| std::ffi::CStr::from_ptr(p).to_bytes().to_vec())
-        };
-        (text(pw.pw_name)?, text(pw.pw_dir))
-    };
-    let home = dir
-        .filter(|d| d.starts_with(b"/"))
-        .map(|d| std::path::PathBuf::from(std::ffi::OsStr::from_bytes(&d)));
-    Some((String::from_utf8_lossy(&name).into_owned(), home))
+    let members_ok = group[3].split(',').all(|m| m.is_empty() || m == user);
+    let primary_ok = db_entries("/etc/passwd")
+        .iter()
+        .all(|f| f.len() < 4 || f[3] != gid || f[0] == user);
+    members_ok && primary_ok
 }
 
 /// Field `n` (numbered from 1 as in proc(5); n ≥ 3) of /proc/<pid>/stat,
@@ -631,6 +607,18 @@ mod tests {
         let id = format!("{}:{}", child.id(), process_start(child.id()).unwrap_or(0));
         child.wait().unwrap();
         assert!(!identity_alive(&id));
+    }
+
+    #[test]
+    fn the_user_database_names_root_and_its_home() {
+        let (name, home) = passwd(0).unwrap();
+        assert_eq!(name, "root");
+        assert_eq!(home.as_deref(), Some(Path::new("/root")));
+        assert!(passwd(4_000_000_000).is_none());
+        // Group 0 lists no members on Debian: "only root" holds.
+        assert!(group_has_only(0, "root"));
+        assert!(!group_has_only(0, "someone-else"), "root's primary group");
+        assert!(!group_has_only(4_000_000_000, "root"));
     }
 
     #[test]

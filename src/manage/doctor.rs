@@ -67,6 +67,7 @@ pub fn run(cfg: &Config) -> i32 {
         checks.push(keyring_quota(cfg.uid));
     }
     checks.push(exec_agent(cfg));
+    checks.push(system_policy(cfg));
     checks.extend(dirs(cfg));
     checks.extend(store(cfg));
     let failed = checks.iter().any(|c| c.level == Level::Fail);
@@ -358,6 +359,30 @@ fn exec_agent(cfg: &Config) -> Check {
             Level::Warn,
             format!("{why}: warm calls fall back to podman exec (about 0.2 s each)"),
             "install the flake's package, or build with `cargo build --release` in a checkout (its .cargo/config.toml links statically)",
+        ),
+    }
+}
+
+/// Which system policy binds the calls (a broken one stops every call,
+/// this one included, before any check runs).
+fn system_policy(cfg: &Config) -> Check {
+    match &cfg.system_policy {
+        Some(p) => ok(
+            "system policy",
+            format!(
+                "{} (root's; {} allow rule(s){})",
+                p.path.display(),
+                p.allow.len(),
+                if p.project_roots.is_some() {
+                    ", project roots"
+                } else {
+                    ""
+                }
+            ),
+        ),
+        None => ok(
+            "system policy",
+            format!("none ({} does not exist)", crate::policy::SYSTEM_PATH),
         ),
     }
 }
