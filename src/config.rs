@@ -755,17 +755,19 @@ impl Config {
         // where it lies (resolved), then that it goes through no symlink.
         let guarded = Guarded::new(&lookup, &paths);
         // The system's roots bound every host path; the user's narrow them.
-        let roots: Vec<Roots> = [&system, &policy]
-            .into_iter()
-            .flatten()
-            .filter_map(|p| {
+        let roots_of = |p: &Option<Policy>| {
+            p.as_ref().and_then(|p| {
                 p.project_roots
                     .as_ref()
                     .map(|r| Roots::new(&r.value, &format!("{}:{}", p.path.display(), r.line)))
             })
-            .collect();
+        };
+        let (system_roots, user_roots) = (roots_of(&system), roots_of(&policy));
         let in_roots = |option: &str, path: &Path| -> Result<()> {
-            roots.iter().try_for_each(|r| r.check(option, path))
+            [&system_roots, &user_roots]
+                .into_iter()
+                .flatten()
+                .try_for_each(|r| r.check(option, path))
         };
         let allowed = |option: &str, path: &Path| -> Result<()> {
             guarded.check(option, path)?;
@@ -822,7 +824,11 @@ impl Config {
             if mounting {
                 let real = std::fs::canonicalize(&v.host).with_path("cannot resolve", &v.host)?;
                 if volume_dirs.iter().any(|d| real.starts_with(d)) {
+                    // Allowed past the system's roots; the user's still hold.
                     guarded.check("--volume", &real)?;
+                    if let Some(r) = &user_roots {
+                        r.check("--volume", &real)?;
+                    }
                 } else {
                     allowed("--volume", &real)?;
                 }
