@@ -29,20 +29,29 @@ pub struct Capped {
 /// pin). Returns every option a rule governs.
 pub fn enforce(cli: &mut Cli, system: &Policy, cwd: &Path) -> Result<Vec<Capped>> {
     let mut capped = Vec::new();
-    for rule in &system.allow {
-        let source = format!(
-            "{}:{} (allow.{})",
-            system.path.display(),
-            rule.line,
-            rule.key
-        );
-        let option = format!("--{}", rule.key.replace('_', "-"));
+    for rule in &system.rules() {
+        let source = if rule.line == 0 {
+            format!(
+                "{}, which does not allow {} (allow.{}: true or a list of words would)",
+                system.path.display(),
+                rule.key,
+                rule.key
+            )
+        } else {
+            format!(
+                "{}:{} (allow.{})",
+                system.path.display(),
+                rule.line,
+                rule.key
+            )
+        };
+        let option = crate::policy::flag_of(rule.key);
         let refuse = |what: &str| {
             Error::usage(format!(
                 "{option}{what}: not allowed by the system policy ({source}){}; leave it out, or ask your administrator",
                 match &rule.allow {
-                    Allow::No => String::new(),
                     Allow::Only(list) => format!(", which allows only {}", list.join(", ")),
+                    _ => String::new(),
                 }
             ))
         };
@@ -70,8 +79,11 @@ pub fn enforce(cli: &mut Cli, system: &Policy, cwd: &Path) -> Result<Vec<Capped>
                 } else {
                     &cli.nixpkgs
                 };
+                // `*` matches any run, `..` too: a reference that climbs
+                // out of what a pattern names is refused outright.
+                let climbs = |f: &str| f.split(['/', '?', '&', '=', ':']).any(|part| part == "..");
                 if let Some(f) = given
-                    && !permits(&rule.allow, |p| glob_match(p, f))
+                    && (!permits(&rule.allow, |p| glob_match(p, f)) || climbs(f))
                 {
                     return Err(refuse(&format!(" {f}")));
                 }
@@ -94,9 +106,23 @@ pub fn enforce(cli: &mut Cli, system: &Policy, cwd: &Path) -> Result<Vec<Capped>
                         given.clone_from(&list[0]);
                         value = Some(list[0].clone());
                     }
-                    Allow::No if given != default => {
-                        return Err(refuse(&format!(" {given}")));
+                    // The default, found where only root installs
+                    // programs, not on the user's PATH.
+                    Allow::No if given == default => {
+                        let found = SYSTEM_PATH
+                            .iter()
+                            .map(|d| Path::new(d).join(default))
+                            .find(|p| p.is_file())
+                            .ok_or_else(|| {
+                                Error::usage(format!(
+                                    "{option}: the system policy ({source}) wants the system's {default}, and none is in {}; ask your administrator",
+                                    SYSTEM_PATH.join(", ")
+                                ))
+                            })?;
+                        *given = found.display().to_string();
+                        value = Some(given.clone());
                     }
+                    Allow::No => return Err(refuse(&format!(" {given}"))),
                     Allow::Only(list) if !list.contains(given) => {
                         return Err(refuse(&format!(" {given}")));
                     }
@@ -129,7 +155,7 @@ pub fn enforce(cli: &mut Cli, system: &Policy, cwd: &Path) -> Result<Vec<Capped>
                     "allow_net" => cli.allow_net,
                     _ => cli.nix_develop || cli.auto_nix_develop,
                 };
-                if on {
+                if on && rule.allow == Allow::No {
                     let what = if rule.key == "nix_develop" && !cli.nix_develop {
                         " (--auto-nix-develop)"
                     } else {
@@ -160,8 +186,20 @@ pub fn volume_dirs(system: Option<&Policy>) -> Vec<PathBuf> {
     }
 }
 
+/// Where only root installs programs.
+pub const SYSTEM_PATH: &[&str] = &[
+    "/usr/local/sbin",
+    "/usr/local/bin",
+    "/usr/sbin",
+    "/usr/bin",
+    "/sbin",
+    "/bin",
+    "/run/current-system/sw/bin",
+];
+
 fn permits(allow: &Allow, matches: impl Fn(&String) -> bool) -> bool {
     match allow {
+        Allow::Any => true,
         Allow::No => false,
         Allow::Only(list) => list.iter().any(matches),
     }

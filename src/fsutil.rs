@@ -113,7 +113,7 @@ fn walk_trusted(path: &Path, uid: u32, create: bool) -> Result<Option<(fs::File,
     use std::path::Component;
     // Group write is harmless in a user private group (no other member).
     let own_group = (uid != 0).then(|| (crate::sys::egid(), crate::sys::user_name(uid)));
-    let check = |at: &Path, m: &fs::Metadata, what: &str| -> Result<()> {
+    let check = |at: &Path, f: &fs::File, m: &fs::Metadata, what: &str| -> Result<()> {
         if m.uid() != 0 && m.uid() != uid {
             return Err(untrusted(
                 at,
@@ -133,6 +133,12 @@ fn walk_trusted(path: &Path, uid: u32, create: bool) -> Result<Option<(fs::File,
                 format!("the {what} is writable by every user"),
             ));
         }
+        if mode & 0o020 != 0 && crate::sys::has_acl(f) {
+            return Err(untrusted(
+                at,
+                format!("the {what} has an ACL that may let others write"),
+            ));
+        }
         let private_group = own_group
             .as_ref()
             .is_some_and(|(gid, user)| m.gid() == *gid && crate::sys::group_has_only(*gid, user));
@@ -146,11 +152,8 @@ fn walk_trusted(path: &Path, uid: u32, create: bool) -> Result<Option<(fs::File,
     };
     let slash = Path::new("/");
     let root = fs::File::open(slash).with_path("cannot open", slash)?;
-    check(
-        slash,
-        &root.metadata().with_path("cannot inspect", slash)?,
-        "directory",
-    )?;
+    let root_meta = root.metadata().with_path("cannot inspect", slash)?;
+    check(slash, &root, &root_meta, "directory")?;
     // The directories opened so far, each checked, with their paths.
     let mut stack = vec![(root, PathBuf::from("/"))];
     let mut todo: std::collections::VecDeque<std::ffi::OsString> = path
@@ -185,7 +188,7 @@ fn walk_trusted(path: &Path, uid: u32, create: bool) -> Result<Option<(fs::File,
         .with_path("cannot open", &here)?;
         let m = opened.metadata().with_path("cannot inspect", &here)?;
         if m.is_symlink() {
-            check(&here, &m, "symlink")?;
+            check(&here, &opened, &m, "symlink")?;
             hops += 1;
             if hops > 40 {
                 return Err(untrusted(&here, "too many symlinks".into()));
@@ -206,7 +209,7 @@ fn walk_trusted(path: &Path, uid: u32, create: bool) -> Result<Option<(fs::File,
         if !m.is_dir() {
             return Err(untrusted(&here, "it is not a directory".into()));
         }
-        check(&here, &m, "directory")?;
+        check(&here, &opened, &m, "directory")?;
         stack.push((opened, here));
     }
     Ok(stack.pop())

@@ -73,6 +73,14 @@ const OPTIONS: &[OptionSpec] = &[
     ("keep_processes", "--keep-processes", Kind::Bool),
 ];
 
+/// The long option of a key (`volumes` is `--volume`).
+pub fn flag_of(key: &str) -> String {
+    OPTIONS.iter().find(|(k, _, _)| *k == key).map_or_else(
+        || format!("--{}", key.replace('_', "-")),
+        |(_, flag, _)| (*flag).to_owned(),
+    )
+}
+
 const POLICY_KEYS: &[&str] = &["project_roots", "users", "env", "env_files", "allow"];
 
 /// The system policy's path: `LECTIC_NIX_SANDBOX_SYSTEM_POLICY` when the
@@ -94,6 +102,9 @@ pub enum Layer {
 /// What the system policy allows of one relaxing option.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Allow {
+    /// Any value (`true`): for the options that are refused unless
+    /// allowed (see `Policy::rule`).
+    Any,
     /// Not at all (the option must keep its default).
     No,
     /// Only these values (see `ALLOW_KEYS` for what a value is).
@@ -195,6 +206,25 @@ impl Policy {
     /// The rule for `key`, if the system policy has one.
     pub fn rule(&self, key: &str) -> Option<&Rule> {
         self.allow.iter().find(|r| r.key == key)
+    }
+
+    /// The rules to apply: those written, and for `podman_extra` and
+    /// `nix_extra` a refusal when none is written. Those two reach past
+    /// every other rule (`--podman-extra "-v /:/host --privileged"`, an
+    /// extra installable or `--override-input` for nix), so a system
+    /// policy allows them only by saying so (`true` or a list of words).
+    pub fn rules(&self) -> Vec<Rule> {
+        let mut rules = self.allow.clone();
+        for key in ["podman_extra", "nix_extra"] {
+            if self.rule(key).is_none() {
+                rules.push(Rule {
+                    key,
+                    allow: Allow::No,
+                    line: 0,
+                });
+            }
+        }
+        rules
     }
 
     pub(crate) fn parse(
@@ -391,7 +421,7 @@ impl Policy {
                             ));
                         };
                         let allow = match rule {
-                            Value::Bool(true) => continue,
+                            Value::Bool(true) => Allow::Any,
                             Value::Bool(false) => Allow::No,
                             other if takes_list => Allow::Only(list(other).ok_or_else(|| {
                                 bad(
@@ -679,9 +709,16 @@ mod tests {
                 ("allow_net", Allow::No, 2),
                 ("cap_add", Allow::Only(vec!["NET_RAW".into()]), 3),
                 ("volumes", Allow::Only(vec!["/home/u/data".into()]), 4),
-            ],
-            "true is no rule at all"
+                ("podman_extra", Allow::Any, 5),
+            ]
         );
+        let implied: Vec<(&str, Allow)> = p
+            .rules()
+            .into_iter()
+            .skip(4)
+            .map(|r| (r.key, r.allow))
+            .collect();
+        assert_eq!(implied, [("nix_extra", Allow::No)], "unless allowed");
         let e = parse(text, "u").unwrap_err().to_string();
         assert!(e.contains("allow: only the system policy"), "{e}");
         for (bad, expect) in [
@@ -696,5 +733,23 @@ mod tests {
                 .to_string();
             assert!(e.contains(expect), "{bad:?}: {e}");
         }
+    }
+
+    #[test]
+    fn the_readmes_two_policy_files_are_valid() {
+        let readme = include_str!("../README.md");
+        let section = &readme[readme.find("## The policy files").unwrap()..];
+        let blocks: Vec<&str> = section
+            .split("```yaml\n")
+            .skip(1)
+            .take(2)
+            .map(|b| b.split("```").next().unwrap())
+            .collect();
+        let path = Path::new("/etc/p.yaml");
+        let home = Some(Path::new("/home/alice"));
+        let system = Policy::parse(blocks[0], path, "alice", home, Layer::System).unwrap();
+        assert!(system.rule("allow_net").is_some() && system.project_roots.is_some());
+        let user = Policy::parse(blocks[1], path, "alice", home, Layer::User).unwrap();
+        assert!(!user.env.is_empty());
     }
 }

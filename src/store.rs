@@ -102,7 +102,7 @@ impl Podman {
         let mut podman = Podman {
             exe: cfg.podman_exe.clone(),
             global: l.global_args(),
-            env: base_env(&l),
+            env: base_env(&l, cfg.system_policy.is_some())?,
             driver: String::new(),
             policy: l.conf_dir.join("policy.json"),
         };
@@ -352,7 +352,13 @@ pub fn run_dir(cfg: &Config) -> Result<RunDir> {
     )))
 }
 
-fn base_env(l: &Layout) -> Vec<(OsString, OsString)> {
+/// Podman's environment. Under a system policy, Podman reads only the
+/// machine's configuration: the user's containers.conf (and mounts.conf)
+/// could add volumes, devices or capabilities past every rule, so
+/// XDG_CONFIG_HOME points at an empty directory of ours, CONTAINERS_CONF is
+/// not passed, and helpers (runc, conmon) are looked for where only root
+/// installs programs.
+fn base_env(l: &Layout, confined: bool) -> Result<Vec<(OsString, OsString)>> {
     let mut env: Vec<(OsString, OsString)> = vec![
         ("XDG_RUNTIME_DIR".into(), l.xdg.clone().into()),
         ("TMPDIR".into(), l.tmp.clone().into()),
@@ -367,21 +373,26 @@ fn base_env(l: &Layout) -> Vec<(OsString, OsString)> {
     ];
     // Podman finds runc, conmon, newuidmap on PATH and the user's
     // containers.conf under HOME/XDG_CONFIG_HOME.
-    let path = std::env::var_os("PATH")
-        .unwrap_or_else(|| "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into());
+    let system_path = crate::allow::SYSTEM_PATH.join(":");
+    let path = match std::env::var_os("PATH") {
+        Some(p) if !confined => p,
+        _ => system_path.into(),
+    };
     env.push(("PATH".into(), path));
-    for name in [
-        "HOME",
-        "USER",
-        "LOGNAME",
-        "XDG_CONFIG_HOME",
-        "CONTAINERS_CONF",
-    ] {
+    let mut names = vec!["HOME", "USER", "LOGNAME"];
+    if confined {
+        let none = l.conf_dir.join("no-user-config");
+        fsutil::ensure_dir(&none)?;
+        env.push(("XDG_CONFIG_HOME".into(), none.into()));
+    } else {
+        names.extend(["XDG_CONFIG_HOME", "CONTAINERS_CONF"]);
+    }
+    for name in names {
         if let Some(v) = std::env::var_os(name) {
             env.push((name.into(), v));
         }
     }
-    env
+    Ok(env)
 }
 
 fn read_driver(conf: &Path) -> Option<String> {

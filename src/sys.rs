@@ -202,6 +202,27 @@ pub fn chmod_dir(at: &std::fs::File, mode: u32) -> io::Result<()> {
     std::fs::set_permissions(fd_path(at), std::fs::Permissions::from_mode(mode))
 }
 
+/// Whether `f` (any descriptor, O_PATH too) carries a POSIX access ACL
+/// beyond its mode bits; then its group bits are the ACL's mask, and named
+/// users or groups may have what the mask allows.
+pub fn has_acl(f: &std::fs::File) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(path) = std::ffi::CString::new(fd_path(f).as_os_str().as_bytes()) else {
+        return true;
+    };
+    // SAFETY: both strings are NUL-terminated; a null buffer of size 0
+    // asks only for the attribute's size.
+    let n = unsafe {
+        libc::getxattr(
+            path.as_ptr(),
+            c"system.posix_acl_access".as_ptr(),
+            std::ptr::null_mut(),
+            0,
+        )
+    };
+    n > 0
+}
+
 /// A path naming the open file `f` (its /proc/self/fd link), to open it
 /// again with other flags.
 pub fn fd_path(f: &std::fs::File) -> std::path::PathBuf {

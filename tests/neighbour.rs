@@ -120,6 +120,33 @@ exec podman "$@"
             ok(&sb.run(&["sh", "-c", "echo ${PWNED:-clean}"])),
             "clean\n"
         );
+
+        // Our tag moved to another image (anything with the store can move
+        // a tag): the next container is made from what was verified.
+        let images = store_podman(&sb)
+            .args(["images", "--format", "{{.Repository}}:{{.Tag}}"])
+            .output()
+            .unwrap();
+        let ours = stdout(&images).trim().to_owned();
+        let empty = sb.dir.join("empty.tar");
+        sh(&format!("tar -cf '{}' -T /dev/null", empty.display()));
+        sb.give_to_user(&empty);
+        for args in [
+            vec!["import", empty.to_str().unwrap(), "localhost/other:1"],
+            vec!["tag", "localhost/other:1", &ours],
+        ] {
+            let o = store_podman(&sb).args(&args).output().unwrap();
+            assert!(o.status.success(), "{args:?}: {}", stderr(&o));
+        }
+        ok(&sb.run(&["--prune", "--all"]));
+        assert_eq!(
+            ok(&sb.run(&["sh", "-c", "echo ${PWNED:-clean}"])),
+            "clean\n"
+        );
+        assert_eq!(
+            ok(&sb.run(&["--no-keep-warm", "sh", "-c", "echo ${PWNED:-clean}"])),
+            "clean\n"
+        );
     }
 );
 
@@ -265,91 +292,165 @@ fn user_of(mode: Mode) -> &'static str {
 both_modes!(nothing_below_the_system_policy_loosens_it, |mode| {
     let sb = Sandbox::new(mode, "nb-system");
     let outside = sb.mkdir("outside");
+    sb.write("outside/secret", "outside the roots\n");
+    let shared = sb.mkdir("shared");
+    sb.write("shared/f", "shared data\n");
+    let flakes = sb.mkdir("flakes");
     let user = user_of(mode);
+    // Line numbers matter below: allow_net is on line 7.
     let system = format!(
-        "users:\n  {user}:\n    project_roots: [{}]\nenv:\n  FIXED: by-admin\nallow:\n  allow_net: false\n  podman_extra: false\n  flake: false\n  cap_add: [NET_BIND_SERVICE]\n",
-        sb.work.display()
+        "users:\n  {user}:\n    project_roots: [{}]\nenv:\n  FIXED: by-admin\nallow:\n  allow_net: false\n  cap_add: [NET_BIND_SERVICE]\n  volumes: [{}]\n  flake: ['path:{}/*']\n  podman_exe: false\n",
+        sb.work.display(),
+        shared.display(),
+        flakes.display()
     );
-    let call = |args: &[&str]| {
+    let call = |args: &[&str], env: &[(&str, String)]| {
         let mut full = vec!["--nixpkgs".to_owned(), nixpkgs_ref()];
         full.extend(args.iter().map(|s| s.to_string()));
-        under_system_policy(&sb.raw_command(&full), &system, "root", "0644")
+        let mut cmd = sb.raw_command(&full);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        under_system_policy(&cmd, &system, "root", "0644")
     };
     // Allowed: the fixed env wins over the user's own value.
-    let o = call(&[
-        "--no-keep-warm",
-        "--env",
-        "FIXED=mine",
-        "sh",
-        "-c",
-        "echo $FIXED",
-    ]);
+    let o = call(
+        &[
+            "--no-keep-warm",
+            "--env",
+            "FIXED=mine",
+            "sh",
+            "-c",
+            "echo $FIXED",
+        ],
+        &[],
+    );
     assert_eq!(ok(&o), "by-admin\n");
+    // A volume outside the roots that the system allows.
+    let spec = format!("{}:/shared:ro", shared.display());
+    let o = call(
+        &["--no-keep-warm", "--volume", &spec, "cat", "/shared/f"],
+        &[],
+    );
+    assert_eq!(ok(&o), "shared data\n");
+    // Podman reads neither the user's containers.conf (which could mount
+    // anything) nor a `podman` early on the user's PATH.
+    // The machine's settings plus a volume, so it would work if read.
+    let machine = std::fs::read_to_string("/etc/containers/containers.conf").unwrap_or_default();
+    let volume = format!("volumes = [\"{}:/x:ro\"]", outside.display());
+    let conf = sb.write(
+        "outside/containers.conf",
+        &if machine.contains("[containers]") {
+            machine.replacen("[containers]", &format!("[containers]\n{volume}"), 1)
+        } else {
+            format!("{machine}\n[containers]\n{volume}\n")
+        },
+    );
+    let fake = sb.script(
+        "outside/bin/podman",
+        &format!(
+            "#!/bin/sh\necho fake >> '{}/fake-ran'\nexit 1\n",
+            sb.dir.display()
+        ),
+    );
+    let path = format!(
+        "{}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        fake.parent().unwrap().display()
+    );
+    let o = call(
+        &["--no-keep-warm", "sh", "-c", "cat /x/secret || echo none"],
+        &[
+            ("CONTAINERS_CONF", conf.display().to_string()),
+            ("PATH", path),
+        ],
+    );
+    assert_eq!(ok(&o), "none\n");
+    assert!(!sb.dir.join("fake-ran").exists(), "the user's podman ran");
 
     let users_file = sb.write("mine.yaml", "allow_net: true\n");
     let secret = sb.write("work/creds.nix", "ghp_secret_token_4711\n");
     std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
     let env_outside = sb.write("outside/x.env", "A=1\n");
     let pkgs_outside = sb.write("outside/p.nix", "[ ]\n");
-    let attempts: Vec<(Vec<String>, &str)> = vec![
+    let s = |x: &str| x.to_owned();
+    let attempts: Vec<(Vec<String>, String)> = vec![
         (
-            vec!["--config".into(), "/dev/null".into(), "--allow-net".into()],
-            "--allow-net: not allowed by the system policy",
+            vec![s("--config"), s("/dev/null"), s("--allow-net")],
+            s("--allow-net: not allowed by the system policy (/etc/lectic/nix-sandbox.yaml:7"),
         ),
         (
-            vec!["--config".into(), users_file.display().to_string()],
-            "--allow-net: not allowed by the system policy",
+            vec![s("--config"), users_file.display().to_string()],
+            s("--allow-net: not allowed by the system policy"),
+        ),
+        // The escape hatches are refused unless allowed by name.
+        (
+            vec![s("--podman-extra"), s("--privileged --cap-add=ALL")],
+            s(
+                "--podman-extra --privileged: not allowed by the system policy (/etc/lectic/nix-sandbox.yaml, which does not allow podman_extra",
+            ),
         ),
         (
-            vec!["--podman-extra".into(), "--privileged --cap-add=ALL".into()],
-            "--podman-extra --privileged: not allowed",
-        ),
-        (
-            vec!["--podman-extra".into(), "--volume=/:/host:ro".into()],
-            "--podman-extra --volume=/:/host:ro: not allowed",
-        ),
-        (
-            vec!["--flake".into(), format!("path:{}", outside.display())],
-            "--flake path:",
-        ),
-        (
-            vec!["--cap-add".into(), "SYS_ADMIN".into()],
-            "--cap-add CAP_SYS_ADMIN: not allowed by the system policy",
-        ),
-        (
-            vec!["--env-file".into(), env_outside.display().to_string()],
-            "--env-file",
+            vec![s("--podman-extra"), format!("-v {}:/x", outside.display())],
+            s("--podman-extra -v: not allowed"),
         ),
         (
             vec![
-                "--nix-packages-file".into(),
-                pkgs_outside.display().to_string(),
+                s("--nix-extra"),
+                format!("path:{}#containerImage", outside.display()),
             ],
-            "outside your project roots",
+            s("--nix-extra path:"),
         ),
         (
-            vec!["--volume".into(), outside.display().to_string()],
-            "outside your project roots",
+            vec![s("--flake"), format!("path:{}", outside.display())],
+            s("--flake path:"),
+        ),
+        // `*` matches `..` too; climbing out is refused.
+        (
+            vec![
+                s("--flake"),
+                format!("path:{}/../outside", flakes.display()),
+            ],
+            s("/../outside: not allowed by the system policy"),
         ),
         (
-            vec!["--nix-packages-file".into(), secret.display().to_string()],
-            "only you can read it",
+            vec![s("--podman-exe"), fake.display().to_string()],
+            s("--podman-exe"),
+        ),
+        (
+            vec![s("--cap-add"), s("SYS_ADMIN")],
+            s("--cap-add CAP_SYS_ADMIN: not allowed by the system policy"),
+        ),
+        (
+            vec![s("--env-file"), env_outside.display().to_string()],
+            s("--env-file"),
+        ),
+        (
+            vec![s("--nix-packages-file"), pkgs_outside.display().to_string()],
+            s("outside your project roots"),
+        ),
+        (
+            vec![s("--volume"), outside.display().to_string()],
+            s("--volume"),
+        ),
+        (
+            vec![s("--nix-packages-file"), secret.display().to_string()],
+            s("only you can read it"),
         ),
     ];
     for (args, expect) in attempts {
         let mut a: Vec<&str> = args.iter().map(String::as_str).collect();
         a.extend(["echo", "got-through"]);
-        let o = call(&a);
+        let o = call(&a, &[]);
         let err = stderr(&o);
         assert_eq!(o.status.code(), Some(125), "{a:?}: {}{err}", stdout(&o));
         assert!(!stdout(&o).contains("got-through"));
         assert_eq!(err.lines().count(), 1, "{a:?}: {err}");
-        assert!(err.contains(expect), "{a:?}: {expect:?} in {err}");
+        assert!(err.contains(&expect), "{a:?}: {expect:?} in {err}");
         assert!(!err.contains("ghp_secret"), "{err}");
     }
 
     // --show-config names the layer that set or capped each value.
-    let text = ok(&call(&["--show-config"]));
+    let text = ok(&call(&["--show-config"], &[]));
     assert!(
         text.contains("System policy: /etc/lectic/nix-sandbox.yaml"),
         "{text}"
@@ -362,6 +463,11 @@ both_modes!(nothing_below_the_system_policy_loosens_it, |mode| {
     };
     assert!(
         line("--allow-net").contains("capped by /etc/lectic/nix-sandbox.yaml:7 (allow.allow_net)"),
+        "{text}"
+    );
+    assert!(
+        line("--podman-exe").contains("/usr/bin/podman")
+            && line("--podman-exe").contains("allow.podman_exe"),
         "{text}"
     );
     assert!(
@@ -414,3 +520,31 @@ both_modes!(
         );
     }
 );
+
+/// Rootless only: root's own group is never taken as private.
+#[test]
+fn a_cache_under_a_directory_an_acl_opens_to_others_is_refused() {
+    let mut sb = Sandbox::private(Mode::Rootless, "nb-acl");
+    // Group-writable, but the group is the user's private one: fine.
+    let parent = sb.mkdir("upg");
+    std::fs::set_permissions(&parent, std::fs::Permissions::from_mode(0o775)).unwrap();
+    sb.extra_env.push((
+        "LECTIC_CACHE".into(),
+        parent.join("cache").display().to_string(),
+    ));
+    ok(&sb.run(&["--status"]));
+    // An ACL lets the neighbour write there: the group bits are its mask.
+    sh(&format!(
+        "setfacl -m u:{NEIGHBOUR}:rwx '{}'",
+        parent.display()
+    ));
+    let o = sb.run(&["--status"]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(125), "{err}");
+    assert!(
+        err.contains(&format!("refusing to use {}", parent.display()))
+            && err.contains("has an ACL that may let others write"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+}

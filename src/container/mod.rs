@@ -54,6 +54,8 @@ const START_LIMIT: Duration = Duration::from_secs(10);
 #[derive(Debug, Clone)]
 pub struct Spec {
     pub image: String,
+    /// The ID `image` must name (see `image::image_matches`).
+    pub image_id: String,
     pub workdir: PathBuf,
     pub home: PathBuf,
     pub volumes: Vec<Volume>,
@@ -108,6 +110,7 @@ impl Spec {
     pub fn new(cfg: &Config, image: &Record) -> Result<Spec> {
         let mut spec = Spec {
             image: image.image.clone(),
+            image_id: image.id.clone(),
             watcher: image.watcher,
             workdir: cfg.workdir.clone(),
             home: cfg.home.clone().unwrap_or_default(),
@@ -626,7 +629,7 @@ fn agent_connection(dir: &WarmDir) -> std::result::Result<UnixStream, Option<Str
 /// checked on the host (see `verify_mounts`). Returns a connection to the
 /// new container's agent, if it has one.
 fn create(podman: &Podman, spec: &Spec, dir: &WarmDir) -> Result<Option<UnixStream>> {
-    if !image::image_exists(podman, &spec.image)? {
+    if image::image_id(podman, &spec.image)?.as_deref() != Some(spec.image_id.as_str()) {
         return Err(Error::ImageMissing(spec.image.clone()));
     }
     let name = &dir.name;
@@ -960,6 +963,7 @@ mod tests {
     fn spec() -> Spec {
         Spec {
             image: "localhost/lectic-nix-sandbox:abc".into(),
+            image_id: "sha256:00".into(),
             workdir: "/w".into(),
             home: "/h".into(),
             volumes: vec![],

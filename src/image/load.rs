@@ -22,8 +22,9 @@ pub fn scratch_dir(cfg: &Config) -> PathBuf {
     cfg.paths.tmp().join("load")
 }
 
-/// Loads `store_path` into our store and returns the image reference.
-pub fn load(podman: &Podman, store_path: &str, scratch: &Path) -> Result<String> {
+/// Loads `store_path` into our store and returns the image's tag and its
+/// verified ID.
+pub fn load(podman: &Podman, store_path: &str, scratch: &Path) -> Result<(String, String)> {
     let path = Path::new(store_path);
     let policy = podman.policy.display().to_string();
     clear_scratch(scratch)?;
@@ -41,7 +42,7 @@ pub fn clear_scratch(scratch: &Path) -> Result<()> {
     crate::fsutil::ensure_dir(scratch)
 }
 
-fn load_in(podman: &Podman, path: &Path, policy: &str, scratch: &Path) -> Result<String> {
+fn load_in(podman: &Podman, path: &Path, policy: &str, scratch: &Path) -> Result<(String, String)> {
     let store_path = &path.display().to_string();
     // Podman reads the image from our pipe while we read what Nix built,
     // so the config digest is taken from the build output itself.
@@ -125,7 +126,7 @@ fn load_in(podman: &Podman, path: &Path, policy: &str, scratch: &Path) -> Result
         // by name, and --gc can tell which are used.
         podman.check("untagging the loaded image", ["untag", &loaded, &loaded])?;
     }
-    Ok(image)
+    Ok((image, format!("sha256:{want}")))
 }
 
 /// What a build output is, for loading it.
@@ -178,11 +179,8 @@ fn tee(mut from: Box<dyn Read + Send>, mut to: impl Write) -> std::io::Result<Ar
 /// Fails unless the image Podman loaded as `loaded` is the one whose
 /// config digest is `want`; a wrong one is removed again.
 fn verify(podman: &Podman, loaded: &str, want: &str, store_path: &str) -> Result<()> {
-    let id = podman.check(
-        "inspecting the loaded image",
-        ["image", "inspect", "--format", "{{.Id}}", loaded],
-    )?;
-    let id = id.trim().trim_start_matches("sha256:");
+    let id = super::image_id(podman, loaded)?.unwrap_or_default();
+    let id = id.trim_start_matches("sha256:");
     if id == want {
         return Ok(());
     }

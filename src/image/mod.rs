@@ -37,7 +37,7 @@ pub fn ensure(cfg: &Config, podman: &Podman, want: Want) -> Result<Record> {
     let rec_path = record::path(&cfg.paths.cache, &key);
     if !cfg.image.rebuild
         && let Some(r) = record::read(&rec_path)
-        && (want == Want::Recorded || image_exists(podman, &r.image)?)
+        && (want == Want::Recorded || image_matches(podman, &r)?)
     {
         record::mark_used(&rec_path);
         return Ok(r);
@@ -52,11 +52,14 @@ pub fn ensure(cfg: &Config, podman: &Podman, want: Want) -> Result<Record> {
     if !cfg.image.rebuild
         && let Some(r) = record::read(&rec_path)
     {
-        if want == Want::Recorded || image_exists(podman, &r.image)? {
+        if want == Want::Recorded || image_matches(podman, &r)? {
             return Ok(r);
         }
         if Path::new(&r.store_path).exists() {
-            verbose!("image {} is gone from the store; loading it again", r.image);
+            verbose!(
+                "image {} is gone from the store (or no longer the one loaded); loading it again",
+                r.image
+            );
             return finish(cfg, podman, &rec_path, r.store_path);
         }
     }
@@ -86,12 +89,13 @@ fn finish(cfg: &Config, podman: &Podman, rec_path: &Path, store_path: String) ->
     if std::io::stderr().is_terminal() {
         eprintln!("lectic-nix-sandbox: loading the image into Podman…");
     }
-    let image = load::load(podman, &store_path, &load::scratch_dir(cfg))?;
+    let (image, id) = load::load(podman, &store_path, &load::scratch_dir(cfg))?;
     // Ours has what the watcher needs; another flake's image may not.
     let watcher = cfg.image.flake.is_none() || can_run_watcher(podman, &image)?;
     let record = Record {
         store_path,
         image,
+        id,
         watcher,
     };
     record::write(rec_path, &record, &cfg.image)?;
@@ -120,4 +124,24 @@ fn can_run_watcher(podman: &Podman, image: &str) -> Result<bool> {
 
 pub fn image_exists(podman: &Podman, image: &str) -> Result<bool> {
     Ok(podman.output(["image", "exists", image])?.status.success())
+}
+
+/// The ID (`sha256:...`) of `image`, if the store has it.
+pub fn image_id(podman: &Podman, image: &str) -> Result<Option<String>> {
+    let out = podman.output(["image", "inspect", "--format", "{{.Id}}", image])?;
+    let id = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    Ok((out.status.success() && !id.is_empty()).then(|| {
+        if id.starts_with("sha256:") {
+            id
+        } else {
+            format!("sha256:{id}")
+        }
+    }))
+}
+
+/// Whether the record's tag still names the image verified when it was
+/// loaded (a tag is only a name: anything with access to the store could
+/// have moved it).
+pub fn image_matches(podman: &Podman, record: &Record) -> Result<bool> {
+    Ok(image_id(podman, &record.image)?.as_deref() == Some(record.id.as_str()))
 }

@@ -28,7 +28,7 @@ pub fn build(spec: &ImageSpec, installable: &str) -> Result<String> {
     }
     parse_out_path(&stdout).ok_or_else(|| Error::Nix {
         message: format!(
-            "`nix build {installable}` printed no output path; is `containerImage` a package?"
+            "`nix build {installable}` did not print one output path; is `containerImage` a package, and does --nix-extra name no other installable?"
         ),
         log: String::from_utf8_lossy(&stdout).into_owned(),
     })
@@ -71,10 +71,14 @@ pub(crate) fn run(program: &str, mut cmd: Command) -> Result<(bool, Vec<u8>, Str
     Ok((status.success(), stdout, log))
 }
 
-/// The first output path in `nix build --json` output.
+/// The output path in `nix build --json` output, which must have built
+/// one thing: ours (`--nix-extra` could name another installable).
 fn parse_out_path(json: &[u8]) -> Option<String> {
     let v: Value = serde_json::from_slice(json).ok()?;
-    let outputs = v.as_array()?.first()?.get("outputs")?.as_object()?;
+    let [built] = v.as_array()?.as_slice() else {
+        return None;
+    };
+    let outputs = built.get("outputs")?.as_object()?;
     let path = outputs.get("out").or_else(|| outputs.values().next())?;
     Some(path.as_str()?.to_owned())
 }
@@ -158,6 +162,9 @@ mod tests {
         let newer = br#"[{"drvPath":"/nix/store/a.drv","outputs":{"out":"/nix/store/c"},"startTime":1,"stopTime":2}]"#;
         assert_eq!(parse_out_path(newer).as_deref(), Some("/nix/store/c"));
         assert_eq!(parse_out_path(b"[]"), None);
+        let two =
+            br#"[{"outputs":{"out":"/nix/store/evil"}},{"outputs":{"out":"/nix/store/ours"}}]"#;
+        assert_eq!(parse_out_path(two), None, "another installable came along");
         assert_eq!(parse_out_path(b"garbage"), None);
     }
 

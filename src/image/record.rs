@@ -16,7 +16,11 @@ use super::flake;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Record {
     pub store_path: String,
+    /// Our tag of the image.
     pub image: String,
+    /// The image's ID (`sha256:` and its config digest), as verified
+    /// against the build when it was loaded: the tag must still name it.
+    pub id: String,
     /// Whether the image can run the idle watcher (container/watcher.rs).
     pub watcher: bool,
 }
@@ -48,6 +52,8 @@ pub fn read(path: &Path) -> Option<Record> {
     Some(Record {
         store_path: v.get("store_path")?.as_str()?.to_owned(),
         image: v.get("image")?.as_str()?.to_owned(),
+        // A record without one was never verified: it is made again.
+        id: v.get("id")?.as_str()?.to_owned(),
         // Records before the field: our flake's images have the tools.
         watcher: v
             .get("watcher")
@@ -112,6 +118,7 @@ pub fn write(path: &Path, record: &Record, spec: &ImageSpec) -> Result<()> {
     let v = json!({
         "store_path": record.store_path,
         "image": record.image,
+        "id": record.id,
         "watcher": record.watcher,
         "flake": spec.flake,
         "packages_file": spec.packages_file.as_ref().map(|(p, _)| p.display().to_string()),
@@ -181,6 +188,7 @@ mod tests {
         let r = Record {
             store_path: "/nix/store/x".into(),
             image: "localhost/i:t".into(),
+            id: "sha256:00".into(),
             watcher: false,
         };
         write(&p, &r, &spec()).unwrap();
