@@ -27,7 +27,7 @@ pub struct Capped {
 /// its default under an allowlist becomes the list's first entry (the
 /// default is looked up on the user's PATH, which the rule is there to
 /// pin). Returns every option a rule governs.
-pub fn enforce(cli: &mut Cli, system: &Policy, cwd: &Path) -> Result<Vec<Capped>> {
+pub fn enforce(cli: &mut Cli, system: &Policy) -> Result<Vec<Capped>> {
     let mut capped = Vec::new();
     for rule in &system.rules() {
         let source = if rule.line == 0 {
@@ -129,14 +129,13 @@ pub fn enforce(cli: &mut Cli, system: &Policy, cwd: &Path) -> Result<Vec<Capped>
                     _ => {}
                 }
             }
+            // A list is checked where the file is read (Config::build,
+            // through `check_packages_file`), on the path it reads.
             "nix_packages_file" => {
-                if let Some(file) = &cli.nix_packages_file {
-                    let real = resolved(&cwd.join(file));
-                    if !permits(&rule.allow, |dir| {
-                        real.starts_with(resolved(Path::new(dir)))
-                    }) {
-                        return Err(refuse(&format!(" {}", file.display())));
-                    }
+                if rule.allow == Allow::No
+                    && let Some(file) = &cli.nix_packages_file
+                {
+                    return Err(refuse(&format!(" {}", file.display())));
                 }
             }
             // The directories of an allowlist widen the project roots for
@@ -173,6 +172,31 @@ pub fn enforce(cli: &mut Cli, system: &Policy, cwd: &Path) -> Result<Vec<Capped>
         });
     }
     Ok(capped)
+}
+
+/// Refuses the packages file `given`, resolved as `real`, unless the
+/// system policy's `nix_packages_file` list has a directory holding it.
+pub fn check_packages_file(system: &Policy, given: &Path, real: &Path) -> Result<()> {
+    let Some(Rule {
+        allow: Allow::Only(dirs),
+        line,
+        ..
+    }) = system.rule("nix_packages_file")
+    else {
+        return Ok(());
+    };
+    if dirs
+        .iter()
+        .any(|d| real.starts_with(resolved(Path::new(d))))
+    {
+        return Ok(());
+    }
+    Err(Error::usage(format!(
+        "--nix-packages-file {}: not allowed by the system policy ({}:{line} (allow.nix_packages_file)), which allows only files in {}; leave it out, or ask your administrator",
+        given.display(),
+        system.path.display(),
+        dirs.join(", ")
+    )))
 }
 
 /// Directories outside the project roots that `--volume` may mount.
@@ -238,7 +262,7 @@ mod tests {
 
     fn judge(text: &str, args: &[&str]) -> Result<Cli> {
         let mut cli = Cli::try_parse_from(["lns"].iter().chain(args).chain(&["true"])).unwrap();
-        enforce(&mut cli, &system(text), Path::new("/")).map(|_| cli)
+        enforce(&mut cli, &system(text)).map(|_| cli)
     }
 
     #[test]

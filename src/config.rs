@@ -670,7 +670,7 @@ impl Config {
             ))
         })?;
         let capped = match &system {
-            Some(s) => allow::enforce(&mut cli, s, &cwd)?,
+            Some(s) => allow::enforce(&mut cli, s)?,
             None => vec![],
         };
         let settings = if cli.show_config {
@@ -858,21 +858,26 @@ impl Config {
                 }
                 let path = cwd.join(p);
                 let real = readable("--nix-packages-file", &path)?;
-                let meta = std::fs::metadata(&real).with_path("cannot inspect", &real)?;
-                // Nix copies it into the store, which every user can read.
-                if std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o004 == 0 {
-                    return Err(Error::usage(format!(
-                        "--nix-packages-file {}: only you can read it (mode {:o}), but Nix would copy it into the store, which every user can read; make it readable by all (chmod a+r) if it holds nothing secret",
-                        p.display(),
-                        std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o777
-                    )));
+                if let Some(s) = &system {
+                    allow::check_packages_file(s, p, &real)?;
                 }
-                let bytes = std::fs::read(&real).map_err(|e| {
+                // Read through the path that was checked, no symlink
+                // followed: a swap after the check fails the read.
+                let (meta, bytes) = fsutil::read_no_symlinks(&real).map_err(|e| {
                     Error::usage(format!(
                         "--nix-packages-file {}: {e}; give a readable .nix file",
                         p.display()
                     ))
                 })?;
+                let mode = std::os::unix::fs::PermissionsExt::mode(&meta.permissions());
+                // Nix copies it into the store, which every user can read.
+                if mode & 0o004 == 0 {
+                    return Err(Error::usage(format!(
+                        "--nix-packages-file {}: only you can read it (mode {:o}), but Nix would copy it into the store, which every user can read; make it readable by all (chmod a+r) if it holds nothing secret",
+                        p.display(),
+                        mode & 0o777
+                    )));
+                }
                 Some((path, bytes))
             }
             None => None,
@@ -904,24 +909,31 @@ impl Config {
                 })
                 .collect(),
         };
-        let managed = managed_by(&policy);
-        let fixed = managed_by(&system);
-        // The user's env files are read on the host: inside the roots.
-        for (file, at) in &managed.files {
-            readable(&format!("env_files ({at})"), file)?;
+        // Env files are read on the host by their resolved paths (the
+        // user's inside the roots), so what was checked is what is read.
+        let mut managed = managed_by(&policy);
+        for (file, at) in &mut managed.files {
+            *file = readable(&format!("env_files ({at})"), file)?;
         }
-        for file in &cli.env_files {
-            readable("--env-file", &cwd.join(file))?;
+        let mut fixed = managed_by(&system);
+        for (file, _) in &mut fixed.files {
+            if let Ok(real) = std::fs::canonicalize(&*file) {
+                *file = real;
+            }
         }
+        let env_files = cli
+            .env_files
+            .iter()
+            .map(|f| readable("--env-file", &cwd.join(f)))
+            .collect::<Result<Vec<_>>>()?;
         let (env, env_sources) = env::collect_levels(
             host_env,
             &cli.pass_env,
             &[&managed, &fixed],
             &cli.env,
-            &cli.env_files,
+            &env_files,
         )?;
-        let env_identity =
-            env::identity(&cli.pass_env, &[&managed, &fixed], &cli.env, &cli.env_files)?;
+        let env_identity = env::identity(&cli.pass_env, &[&managed, &fixed], &cli.env, &env_files)?;
 
         Ok(Config {
             action,

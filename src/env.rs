@@ -77,7 +77,8 @@ pub fn identity(
         }
     }
     let mut file = |kind: &str, path: &Path| -> Result<()> {
-        let bytes = std::fs::read(path).with_path("cannot read the env file", path)?;
+        let (_, bytes) =
+            crate::fsutil::read_no_symlinks(path).with_path("cannot read the env file", path)?;
         key.field(kind, path.as_os_str().as_encoded_bytes());
         key.field("contents", &bytes);
         Ok(())
@@ -193,7 +194,15 @@ pub fn collect_levels(
 /// `export ` prefix is allowed and one pair of surrounding quotes is removed.
 /// A malformed line is an error naming file and line, never skipped.
 pub fn read_env_file(path: &Path) -> Result<Vec<(String, String)>> {
-    let text = std::fs::read_to_string(path).with_path("cannot read the env file", path)?;
+    // Read through the path as resolved and checked (see Config::build).
+    let (_, bytes) =
+        crate::fsutil::read_no_symlinks(path).with_path("cannot read the env file", path)?;
+    let text = String::from_utf8(bytes).map_err(|_| {
+        Error::usage(format!(
+            "env file {}: not UTF-8 text; give a file of NAME=VALUE lines",
+            path.display()
+        ))
+    })?;
     parse_env_file(&text)
         .map_err(|(line, why)| Error::usage(format!("env file {}:{line}: {why}", path.display())))
 }

@@ -56,7 +56,21 @@ pub fn trusted_dir(path: &Path, uid: u32) -> Result<()> {
     if m.mode() & 0o077 != 0 {
         crate::sys::chmod_dir(&leaf, 0o700).with_path("cannot make private", &at)?;
     }
-    Ok(())
+    own_group(&leaf, &m, uid, &at)
+}
+
+/// Gives a private directory of ours our own group. Rootless Podman's
+/// keep-id maps only our uid and gid into the container's user namespace,
+/// where root can pass through a 0700 directory only if both its owner and
+/// its group are mapped: one that took a foreign group from a setgid
+/// parent would stop runc from mounting what lies below.
+fn own_group(dir: &fs::File, m: &fs::Metadata, uid: u32, at: &Path) -> Result<()> {
+    let gid = crate::sys::egid();
+    if uid == 0 || m.uid() != uid || m.gid() == gid {
+        return Ok(());
+    }
+    std::os::unix::fs::chown(crate::sys::fd_path(dir), None, Some(gid))
+        .with_path("cannot give our group to", at)
 }
 
 /// The contents of `path` if it is a regular file of root's that no one
@@ -112,7 +126,7 @@ fn untrusted(at: &Path, why: String) -> Error {
 fn walk_trusted(path: &Path, uid: u32, create: bool) -> Result<Option<(fs::File, PathBuf)>> {
     use std::path::Component;
     // Group write is harmless in a user private group (no other member).
-    let own_group = (uid != 0).then(|| (crate::sys::egid(), crate::sys::user_name(uid)));
+    let our_group = (uid != 0).then(|| (crate::sys::egid(), crate::sys::user_name(uid)));
     let check = |at: &Path, f: &fs::File, m: &fs::Metadata, what: &str| -> Result<()> {
         if m.uid() != 0 && m.uid() != uid {
             return Err(untrusted(
@@ -139,7 +153,7 @@ fn walk_trusted(path: &Path, uid: u32, create: bool) -> Result<Option<(fs::File,
                 format!("the {what} has an ACL that may let others write"),
             ));
         }
-        let private_group = own_group
+        let private_group = our_group
             .as_ref()
             .is_some_and(|(gid, user)| m.gid() == *gid && crate::sys::group_has_only(*gid, user));
         if mode & 0o020 != 0 && !private_group {
@@ -164,6 +178,7 @@ fn walk_trusted(path: &Path, uid: u32, create: bool) -> Result<Option<(fs::File,
         })
         .collect();
     let mut hops = 0;
+    let mut created = false;
     while let Some(name) = todo.pop_front() {
         if name == ".." {
             if stack.len() > 1 {
@@ -177,7 +192,7 @@ fn walk_trusted(path: &Path, uid: u32, create: bool) -> Result<Option<(fs::File,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && !create => return Ok(None),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 match crate::sys::mkdir_at(dir, &name, 0o700) {
-                    Ok(()) => {}
+                    Ok(()) => created = true,
                     Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
                     Err(e) => return Err(Error::io("cannot create directory", &here, e)),
                 }
@@ -210,6 +225,9 @@ fn walk_trusted(path: &Path, uid: u32, create: bool) -> Result<Option<(fs::File,
             return Err(untrusted(&here, "it is not a directory".into()));
         }
         check(&here, &opened, &m, "directory")?;
+        if std::mem::take(&mut created) {
+            own_group(&opened, &m, uid, &here)?;
+        }
         stack.push((opened, here));
     }
     Ok(stack.pop())
@@ -264,6 +282,21 @@ fn open_up(path: &Path) -> std::io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Opens the absolute, normalized `path` following no symlink (see
+/// `sys::open_no_symlinks`) and reads it: the file read is the one the
+/// path named when it was checked, or the read fails.
+pub fn read_no_symlinks(path: &Path) -> std::io::Result<(fs::Metadata, Vec<u8>)> {
+    use std::io::Read;
+    let f = crate::sys::open_no_symlinks(path)?;
+    let meta = f.metadata()?;
+    if !meta.is_file() {
+        return Err(std::io::Error::from_raw_os_error(libc::EINVAL));
+    }
+    let mut bytes = Vec::new();
+    fs::File::open(crate::sys::fd_path(&f))?.read_to_end(&mut bytes)?;
+    Ok((meta, bytes))
 }
 
 /// Where `program` is found on PATH.
@@ -355,6 +388,27 @@ mod tests {
             trusted_dir(&d.join("a/b"), uid + 1).is_err(),
             "not that uid's"
         );
+        fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn a_checked_file_is_read_only_through_the_path_that_was_checked() {
+        let d = std::fs::canonicalize(std::env::temp_dir())
+            .unwrap()
+            .join(format!("lns-fsutil-{}-read", std::process::id()));
+        let _ = fs::remove_dir_all(&d);
+        fs::create_dir_all(d.join("allowed")).unwrap();
+        fs::write(d.join("allowed/ok.nix"), "[ ]").unwrap();
+        fs::write(d.join("evil.nix"), "throw").unwrap();
+        assert_eq!(
+            read_no_symlinks(&d.join("allowed/ok.nix")).unwrap().1,
+            b"[ ]"
+        );
+        // Swapped for a link after the check: the read fails.
+        fs::remove_file(d.join("allowed/ok.nix")).unwrap();
+        std::os::unix::fs::symlink(d.join("evil.nix"), d.join("allowed/ok.nix")).unwrap();
+        assert!(read_no_symlinks(&d.join("allowed/ok.nix")).is_err());
+        assert!(read_no_symlinks(&d.join("allowed")).is_err(), "not a file");
         fs::remove_dir_all(&d).unwrap();
     }
 }

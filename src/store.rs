@@ -354,8 +354,8 @@ pub fn run_dir(cfg: &Config) -> Result<RunDir> {
 
 /// Podman's environment. Under a system policy, Podman reads only the
 /// machine's configuration: the user's containers.conf (and mounts.conf)
-/// could add volumes, devices or capabilities past every rule, so
-/// XDG_CONFIG_HOME points at an empty directory of ours, CONTAINERS_CONF is
+/// could add volumes, devices or capabilities past every rule, so HOME and
+/// XDG_CONFIG_HOME point at an empty directory of ours, CONTAINERS_CONF is
 /// not passed, and helpers (runc, conmon) are looked for where only root
 /// installs programs.
 fn base_env(l: &Layout, confined: bool) -> Result<Vec<(OsString, OsString)>> {
@@ -379,13 +379,16 @@ fn base_env(l: &Layout, confined: bool) -> Result<Vec<(OsString, OsString)>> {
         _ => system_path.into(),
     };
     env.push(("PATH".into(), path));
-    let mut names = vec!["HOME", "USER", "LOGNAME"];
+    let mut names = vec!["USER", "LOGNAME"];
     if confined {
+        // Podman finds some files through HOME itself (a rootless
+        // mounts.conf), others through XDG_CONFIG_HOME.
         let none = l.conf_dir.join("no-user-config");
         fsutil::ensure_dir(&none)?;
+        env.push(("HOME".into(), none.clone().into()));
         env.push(("XDG_CONFIG_HOME".into(), none.into()));
     } else {
-        names.extend(["XDG_CONFIG_HOME", "CONTAINERS_CONF"]);
+        names.extend(["HOME", "XDG_CONFIG_HOME", "CONTAINERS_CONF"]);
     }
     for name in names {
         if let Some(v) = std::env::var_os(name) {

@@ -366,6 +366,25 @@ both_modes!(nothing_below_the_system_policy_loosens_it, |mode| {
     );
     assert_eq!(ok(&o), "none\n");
     assert!(!sb.dir.join("fake-ran").exists(), "the user's podman ran");
+    if mode == Mode::Rootless {
+        // Rootless Podman also reads HOME's mounts.conf (rootful reads
+        // only /etc's, so there is nothing to try).
+        let home = sb.mkdir("home");
+        sb.write(
+            "home/.config/containers/mounts.conf",
+            &format!("{}:/run/secrets/leak\n", outside.display()),
+        );
+        let o = call(
+            &[
+                "--no-keep-warm",
+                "sh",
+                "-c",
+                "cat /run/secrets/leak/secret || echo none",
+            ],
+            &[("HOME", home.display().to_string())],
+        );
+        assert_eq!(ok(&o), "none\n");
+    }
 
     let users_file = sb.write("mine.yaml", "allow_net: true\n");
     let secret = sb.write("work/creds.nix", "ghp_secret_token_4711\n");
@@ -547,4 +566,28 @@ fn a_cache_under_a_directory_an_acl_opens_to_others_is_refused() {
         "{err}"
     );
     assert_eq!(err.lines().count(), 1, "{err}");
+}
+
+/// Rootless only: keep-id maps only the user's own uid and gid.
+#[test]
+fn private_state_under_a_setgid_directory_still_lets_containers_start() {
+    let mut sb = Sandbox::private(Mode::Rootless, "nb-setgid");
+    // New directories here would take group root, which the container's
+    // user namespace does not map: a 0700 one could not be passed.
+    let parent = sb.mkdir("setgid");
+    sh(&format!("chgrp root '{}'", parent.display()));
+    std::fs::set_permissions(&parent, std::fs::Permissions::from_mode(0o2755)).unwrap();
+    let cache = parent.join("cache");
+    sb.extra_env
+        .push(("LECTIC_CACHE".into(), cache.display().to_string()));
+    assert_eq!(ok(&sb.run(&["echo", "started"])), "started\n");
+    let rootless_gid = std::fs::metadata(&sb.dir).unwrap().gid();
+    for dir in [cache.clone(), cache.join("nix-sandbox")] {
+        assert_eq!(mode_of(&dir) & 0o777, 0o700, "{dir:?}");
+        assert_eq!(
+            std::fs::metadata(&dir).unwrap().gid(),
+            rootless_gid,
+            "{dir:?}"
+        );
+    }
 }

@@ -78,29 +78,67 @@ pub fn installable(spec: &ImageSpec, cache: &Path, key: &str) -> Result<String> 
     }
 }
 
-/// Writes our flake (with the packages file in place) into `dir`, once:
-/// written in a temp dir and renamed, so a half-written flake never exists.
+/// Writes our flake (with the packages file in place) into `dir`: in a
+/// temp dir and renamed, so a half-written flake never exists. One already
+/// there is used only if every file is what this binary would write (a
+/// build is rare, and what it builds must be ours, whoever edited the
+/// cache).
 fn materialize(spec: &ImageSpec, dir: &Path) -> Result<PathBuf> {
-    if dir.join("flake.nix").is_file() {
+    let files: Vec<(&str, &[u8])> = FILES
+        .iter()
+        .map(|(n, t)| (*n, t.as_bytes()))
+        .chain([(EXTRA_PACKAGES, extra_packages(spec))])
+        .collect();
+    let intact = || {
+        files
+            .iter()
+            .all(|(name, bytes)| std::fs::read(dir.join(name)).is_ok_and(|b| b == *bytes))
+    };
+    if intact() {
         return Ok(dir.to_owned());
     }
+    fsutil::remove_any(dir)?;
     let parent = dir.parent().unwrap_or(Path::new("."));
     let tmp = parent.join(format!(".tmp-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&tmp);
-    let files = FILES
-        .iter()
-        .map(|(n, t)| (*n, t.as_bytes()))
-        .chain([(EXTRA_PACKAGES, extra_packages(spec))]);
-    for (name, bytes) in files {
+    for (name, bytes) in files.iter().copied() {
         fsutil::write_atomic(&tmp.join(name), bytes)?;
     }
     match std::fs::rename(&tmp, dir) {
         Ok(()) => Ok(dir.to_owned()),
         // Another call materialized the same content first.
-        Err(_) if dir.join("flake.nix").is_file() => {
+        Err(_) if intact() => {
             let _ = std::fs::remove_dir_all(&tmp);
             Ok(dir.to_owned())
         }
         Err(e) => Err(e).with_path("cannot create flake directory", dir),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_edited_copy_of_our_flake_is_written_again() {
+        let dir = std::env::temp_dir().join(format!("lns-flake-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let spec = ImageSpec {
+            flake: None,
+            packages_file: None,
+            nixpkgs: None,
+            nix_extra: vec![],
+            nix_exe: "nix".into(),
+            rebuild: false,
+        };
+        let flake = materialize(&spec, &dir.join("k")).unwrap();
+        let extra = flake.join(EXTRA_PACKAGES);
+        std::fs::write(&extra, "builtins.throw \"edited\"").unwrap();
+        materialize(&spec, &dir.join("k")).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&extra).unwrap(),
+            DEFAULT_EXTRA_PACKAGES
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
