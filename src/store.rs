@@ -65,6 +65,11 @@ impl Layout {
         ]
     }
 
+    /// Podman's HOME and XDG_CONFIG_HOME under a system policy: empty.
+    fn no_user_config(&self) -> PathBuf {
+        self.conf_dir.join("no-user-config")
+    }
+
     /// Run state of the driver probe, beside the real one.
     fn run_probe(&self) -> PathBuf {
         self.runroot.with_file_name("probe")
@@ -127,6 +132,9 @@ impl Podman {
                 }
             }
         };
+        if cfg.system_policy.is_some() {
+            confine_config(&l, &podman.driver)?;
+        }
         podman
             .global
             .extend(["--storage-driver".into(), podman.driver.clone().into()]);
@@ -252,6 +260,33 @@ impl Podman {
             })
         }
     }
+}
+
+/// Under a system policy, the configuration Podman reads from the cache is
+/// exactly ours on every call: our config files as this binary writes
+/// them, and an empty directory as its HOME and XDG_CONFIG_HOME. (The
+/// user owns the cache and could plant a containers.conf there; the
+/// policy binds what the sandbox is asked to do, and this keeps the
+/// sandbox from reading such a file.)
+fn confine_config(l: &Layout, driver: &str) -> Result<()> {
+    let ours = [
+        ("storage.conf", l.storage_conf(driver, &l.graphroot)),
+        ("registries.conf", REGISTRIES.to_owned()),
+        ("policy.json", POLICY.to_owned()),
+    ];
+    for (name, text) in ours {
+        let path = l.conf_dir.join(name);
+        if std::fs::read(&path).ok().as_deref() != Some(text.as_bytes()) {
+            fsutil::write_atomic(&path, text.as_bytes())?;
+        }
+    }
+    let none = l.no_user_config();
+    let planted = std::fs::read_dir(&none).is_ok_and(|mut d| d.next().is_some());
+    if planted {
+        fsutil::remove_any(&none)?;
+        fsutil::ensure_dir(&none)?;
+    }
+    Ok(())
 }
 
 /// Checks (and makes) the cache: a directory only we can enter, on a path
@@ -383,7 +418,7 @@ fn base_env(l: &Layout, confined: bool) -> Result<Vec<(OsString, OsString)>> {
     if confined {
         // Podman finds some files through HOME itself (a rootless
         // mounts.conf), others through XDG_CONFIG_HOME.
-        let none = l.conf_dir.join("no-user-config");
+        let none = l.no_user_config();
         fsutil::ensure_dir(&none)?;
         env.push(("HOME".into(), none.clone().into()));
         env.push(("XDG_CONFIG_HOME".into(), none.into()));

@@ -366,6 +366,18 @@ both_modes!(nothing_below_the_system_policy_loosens_it, |mode| {
     );
     assert_eq!(ok(&o), "none\n");
     assert!(!sb.dir.join("fake-ran").exists(), "the user's podman ran");
+    // Nor one planted where Podman's own config home is, in the cache.
+    let planted = sb
+        .cache
+        .join("nix-sandbox/podman-conf/no-user-config/containers/containers.conf");
+    std::fs::create_dir_all(planted.parent().unwrap()).unwrap();
+    std::fs::copy(&conf, &planted).unwrap();
+    sb.give_to_user(&sb.cache.join("nix-sandbox/podman-conf/no-user-config"));
+    let o = call(
+        &["--no-keep-warm", "sh", "-c", "cat /x/secret || echo none"],
+        &[],
+    );
+    assert_eq!(ok(&o), "none\n");
     if mode == Mode::Rootless {
         // Rootless Podman also reads HOME's mounts.conf (rootful reads
         // only /etc's, so there is nothing to try).

@@ -781,6 +781,7 @@ pub(crate) fn verify_mounts<'a>(
 /// still running. Orphans of an exec session hang under its conmon (a
 /// subreaper outside the container) or init, so a call still running is
 /// known by its exec session's root: the process whose parent is outside.
+/// A session still starting (runc's init, parent runc) is left alone.
 pub fn reap_leftovers(warm: &Warm, call_id: &str) {
     let Some(main) = warm.dir.main() else { return };
     let Some(init) = sys::live_pid(&main.init) else {
@@ -827,10 +828,22 @@ pub fn reap_leftovers(warm: &Warm, call_id: &str) {
                 .filter_map(|(&pid, _)| stop::mark_of(pid))
                 .filter(|id| id != call_id),
         );
+        // An exec session being set up: its process is still runc's init,
+        // child of the runtime outside (not yet of the session's conmon)
+        // and without the call's mark until it execs the command. A
+        // command cannot fake that parent, which is outside the container.
+        let starting = |pid: i32| {
+            inside.get(&pid).is_some_and(|&pp| {
+                !inside.contains_key(&pp)
+                    && pp != init
+                    && std::fs::read(format!("/proc/{pp}/comm")).is_ok_and(|c| c != b"conmon\n")
+            })
+        };
         inside
             .keys()
             .copied()
             .filter(|&pid| !under_main(pid))
+            .filter(|&pid| !starting(pid))
             .filter(|&pid| !stop::marked_with_any(pid, &spared))
             .collect()
     });
