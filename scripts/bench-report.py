@@ -57,8 +57,10 @@ on a synthetic image (below).
 
 {table(["direct true", "start-up of our binary (--version)", "warm call (agent)", "warm call (--exec-via podman)", "raw podman exec"], "raw podman exec", warm)}
 
-A warm call through the agent reads the image record, takes the
-container's use lock, connects to the agent's socket, checks that the
+A warm call through the agent looks for the system policy (one failed
+open), checks the paths of the cache and the run dir from `/` down (a
+few `openat`/`fstat` per component, since another user must not be able
+to swap them), reads the image record, takes the container's use lock, connects to the agent's socket, checks that the
 listener is the agent recorded at creation (`SO_PEERCRED` and the pid's
 start time) and waits for its "ready" (the proof the container runs), then
 sends argv, env, cwd and its stdin, stdout and stderr; the agent forks and

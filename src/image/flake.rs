@@ -123,14 +123,7 @@ mod tests {
     fn an_edited_copy_of_our_flake_is_written_again() {
         let dir = std::env::temp_dir().join(format!("lns-flake-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        let spec = ImageSpec {
-            flake: None,
-            packages_file: None,
-            nixpkgs: None,
-            nix_extra: vec![],
-            nix_exe: "nix".into(),
-            rebuild: false,
-        };
+        let spec = crate::image::record::tests::spec();
         let flake = materialize(&spec, &dir.join("k")).unwrap();
         let extra = flake.join(EXTRA_PACKAGES);
         std::fs::write(&extra, "builtins.throw \"edited\"").unwrap();

@@ -135,10 +135,11 @@ pub fn write(path: &Path, record: &Record, spec: &ImageSpec) -> Result<()> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn spec() -> ImageSpec {
+    /// Our flake, no packages file, default nix.
+    pub(crate) fn spec() -> ImageSpec {
         ImageSpec {
             flake: None,
             packages_file: None,
