@@ -74,11 +74,11 @@ pub struct Cli {
     pub exec_via: ExecVia,
 
     /// Idle seconds before a warm container is removed [default: 900]
-    #[arg(long, value_name = "N", conflicts_with = "warm_ttl")]
+    #[arg(long, value_name = "N", conflicts_with = "warm_ttl", value_parser = parse_seconds)]
     pub warm_ttl_seconds: Option<u64>,
 
     /// Idle time before a warm container is removed, e.g. 15m, 1h30m [default: 15m]
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, allow_hyphen_values = true)]
     pub warm_ttl: Option<Duration>,
 
     /// Nix file with extra packages: a list, { packages = [...]; }, or a function of { pkgs, callPackage }
@@ -134,7 +134,7 @@ pub struct Cli {
     pub keep_processes: bool,
 
     /// Memory limit, e.g. 4g (podman --memory) [default: none]
-    #[arg(long, value_name = "SIZE", value_parser = parse_size, help_heading = "Limits and hardening")]
+    #[arg(long, value_name = "SIZE", value_parser = parse_memory, help_heading = "Limits and hardening")]
     pub memory: Option<String>,
 
     /// CPU limit in cores, e.g. 1.5 (podman --cpus) [default: none]
@@ -142,7 +142,7 @@ pub struct Cli {
     pub cpus: Option<String>,
 
     /// Most processes and threads in the container; 0 for no limit
-    #[arg(long, value_name = "N", default_value_t = DEFAULT_PIDS_LIMIT, help_heading = "Limits and hardening")]
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_PIDS_LIMIT, value_parser = parse_pids, help_heading = "Limits and hardening")]
     pub pids_limit: u64,
 
     /// Size of the tmpfs at /tmp
@@ -335,14 +335,50 @@ pub fn one_line(e: &clap::Error) -> String {
     format!("{message}; see `lectic-nix-sandbox --help`")
 }
 
-/// A size as Podman takes it: digits and an optional b, k, m or g.
-fn parse_size(s: &str) -> Result<String, String> {
+/// A size as Podman takes it (digits and an optional b, k, m or g) and
+/// its number of bytes.
+fn size_bytes(s: &str) -> Result<(String, u64), String> {
     let digits = s.trim_end_matches(['b', 'k', 'm', 'g', 'B', 'K', 'M', 'G']);
-    let unit_len = s.len() - digits.len();
-    if !digits.is_empty() && unit_len <= 1 && digits.bytes().all(|b| b.is_ascii_digit()) {
-        Ok(s.to_lowercase())
-    } else {
-        Err("expected a size such as 512m or 4g".into())
+    let unit = s[digits.len()..].to_lowercase();
+    let n: u64 = match (unit.len() <= 1, digits.parse()) {
+        (true, Ok(n)) if digits.bytes().all(|b| b.is_ascii_digit()) => n,
+        _ => return Err("expected a size such as 512m or 4g".into()),
+    };
+    let scale: u64 = match unit.as_str() {
+        "k" => 1 << 10,
+        "m" => 1 << 20,
+        "g" => 1 << 30,
+        _ => 1,
+    };
+    let bytes = n
+        .checked_mul(scale)
+        .ok_or("too large; give at most a few terabytes")?;
+    Ok((s.to_lowercase(), bytes))
+}
+
+/// `--tmp-size`: Podman reads 0 as no limit at all, which it is not meant
+/// to be (the tmpfs counts against memory).
+fn parse_size(s: &str) -> Result<String, String> {
+    match size_bytes(s)? {
+        (_, 0) => Err("must be more than 0 (0 would leave /tmp unbounded)".into()),
+        (s, _) => Ok(s),
+    }
+}
+
+/// `--memory`: at least Podman's minimum of 6 MiB.
+fn parse_memory(s: &str) -> Result<String, String> {
+    match size_bytes(s)? {
+        (_, b) if b < 6 << 20 => Err("must be at least 6m, Podman's smallest limit".into()),
+        (s, _) => Ok(s),
+    }
+}
+
+/// `--pids-limit`: 0 for none, else at most what Linux allows (2^22).
+fn parse_pids(s: &str) -> Result<u64, String> {
+    match s.parse::<u64>() {
+        Ok(n) if n <= 1 << 22 => Ok(n),
+        Ok(_) => Err("at most 4194304 (Linux's largest pid count); 0 for no limit".into()),
+        Err(_) => Err("expected a number of processes, or 0 for no limit".into()),
     }
 }
 
@@ -353,6 +389,51 @@ fn parse_cpus(s: &str) -> Result<String, String> {
     }
 }
 
+/// The capabilities Linux has (capabilities(7)), without `CAP_`.
+const CAPABILITIES: &[&str] = &[
+    "AUDIT_CONTROL",
+    "AUDIT_READ",
+    "AUDIT_WRITE",
+    "BLOCK_SUSPEND",
+    "BPF",
+    "CHECKPOINT_RESTORE",
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "DAC_READ_SEARCH",
+    "FOWNER",
+    "FSETID",
+    "IPC_LOCK",
+    "IPC_OWNER",
+    "KILL",
+    "LEASE",
+    "LINUX_IMMUTABLE",
+    "MAC_ADMIN",
+    "MAC_OVERRIDE",
+    "MKNOD",
+    "NET_ADMIN",
+    "NET_BIND_SERVICE",
+    "NET_BROADCAST",
+    "NET_RAW",
+    "PERFMON",
+    "SETFCAP",
+    "SETGID",
+    "SETPCAP",
+    "SETUID",
+    "SYS_ADMIN",
+    "SYS_BOOT",
+    "SYS_CHROOT",
+    "SYS_MODULE",
+    "SYS_NICE",
+    "SYS_PACCT",
+    "SYS_PTRACE",
+    "SYS_RAWIO",
+    "SYS_RESOURCE",
+    "SYS_TIME",
+    "SYS_TTY_CONFIG",
+    "SYSLOG",
+    "WAKE_ALARM",
+];
+
 /// `net_raw`, `NET_RAW` and `CAP_NET_RAW` all name CAP_NET_RAW.
 fn parse_cap(s: &str) -> Result<String, String> {
     let upper = s.to_uppercase();
@@ -360,15 +441,35 @@ fn parse_cap(s: &str) -> Result<String, String> {
         return Ok(upper);
     }
     let name = upper.strip_prefix("CAP_").unwrap_or(&upper);
-    if !name.is_empty() && name.bytes().all(|b| b == b'_' || b.is_ascii_uppercase()) {
+    if CAPABILITIES.contains(&name) {
         Ok(format!("CAP_{name}"))
     } else {
-        Err("expected a capability name such as CAP_NET_RAW".into())
+        Err("not a capability; give one such as CAP_NET_RAW (see capabilities(7))".into())
     }
 }
 
+/// The longest idle time a warm container may be kept.
+const TTL_MAX: Duration = Duration::from_secs(366 * 86_400);
+
+/// A duration such as 15m, positive and at most a year.
 fn parse_duration(s: &str) -> Result<Duration, String> {
-    humantime::parse_duration(s).map_err(|e| format!("{e} (examples: 900s, 15m, 1h30m)"))
+    if s.starts_with('-') {
+        return Err("must be positive (examples: 900s, 15m, 1h30m)".into());
+    }
+    match humantime::parse_duration(s) {
+        Ok(d) if d > TTL_MAX => Err("at most a year (366d)".into()),
+        Ok(d) => Ok(d),
+        Err(e) => Err(format!("{e} (examples: 900s, 15m, 1h30m)")),
+    }
+}
+
+/// `--warm-ttl-seconds`: at most a year too.
+fn parse_seconds(s: &str) -> Result<u64, String> {
+    match s.parse::<u64>() {
+        Ok(n) if n <= TTL_MAX.as_secs() => Ok(n),
+        Ok(_) => Err(format!("at most a year ({} seconds)", TTL_MAX.as_secs())),
+        Err(_) => Err("expected a number of seconds".into()),
+    }
 }
 
 #[cfg(test)]

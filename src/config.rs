@@ -799,6 +799,12 @@ impl Config {
         // A directory the call creates if missing: checked as it will be,
         // then created and checked as it is.
         let to_create = |option: &'static str, given: &Path, target: &str| -> Result<Checked> {
+            if given.exists() && !given.is_dir() {
+                return Err(Error::usage(format!(
+                    "{option} {}: not a directory; give a directory (it is created if missing)",
+                    given.display()
+                )));
+            }
             let will_be = resolve_lenient(option, given)?;
             allowed(option, &will_be)?;
             if lexical(given) != will_be {
@@ -819,8 +825,37 @@ impl Config {
                 read_only: false,
             });
         }
+        // Mount targets: none twice, none over what the container needs.
+        let mut taken: Vec<(PathBuf, &str)> = vec![
+            (workdir.clone(), "--workdir"),
+            (crate::container::HOME_TARGET.into(), "HOME"),
+        ];
+        if cli.persist.is_some() {
+            taken.push((PERSIST.into(), "--persist"));
+        }
         for spec in &cli.volumes {
             let mut v = Volume::parse(spec, cwd)?;
+            let target = lexical(&v.target);
+            let reserved = [
+                "/proc",
+                "/sys",
+                "/dev",
+                "/nix",
+                crate::container::watcher::MOUNT,
+            ];
+            if target == Path::new("/") || reserved.iter().any(|r| target.starts_with(r)) {
+                return Err(Error::usage(format!(
+                    "--volume {spec}: {} is where the container keeps what it needs to run; mount elsewhere, e.g. /data",
+                    target.display()
+                )));
+            }
+            if let Some((_, by)) = taken.iter().find(|(t, _)| *t == target) {
+                return Err(Error::usage(format!(
+                    "--volume {spec}: {} is already mounted there (by {by}); give another target",
+                    target.display()
+                )));
+            }
+            taken.push((target, "another --volume"));
             if mounting {
                 let real = std::fs::canonicalize(&v.host).with_path("cannot resolve", &v.host)?;
                 if volume_dirs.iter().any(|d| real.starts_with(d)) {

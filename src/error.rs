@@ -101,15 +101,52 @@ impl fmt::Display for Error {
     }
 }
 
+/// `message`, then the tool's own words: with `--verbose` its whole log
+/// (indented), else only the line that says what went wrong, so the
+/// error stays one line (our stderr is the model's context).
 fn write_with_log(f: &mut fmt::Formatter<'_>, message: &str, log: &str) -> fmt::Result {
     f.write_str(message)?;
     let log = log.trim_end();
-    if !log.is_empty() {
+    if crate::is_verbose() {
         for line in log.lines() {
             write!(f, "\n  {line}")?;
         }
+    } else if let Some(cause) = cause_of(log) {
+        write!(f, ": {cause}")?;
     }
     Ok(())
+}
+
+/// The line of a tool's log that says what went wrong: Nix's or Podman's
+/// first `error:` line (with where Nix says it happened), a full disk
+/// wherever it is mentioned, else the last line.
+pub fn cause_of(log: &str) -> Option<String> {
+    let lines: Vec<&str> = log
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    if log.contains("no space left on device") {
+        return Some("no space left on device".into());
+    }
+    let at = lines.iter().position(|l| {
+        l.strip_prefix("error:")
+            .or_else(|| l.strip_prefix("Error:"))
+            .is_some()
+    });
+    let Some(at) = at else {
+        return lines.last().map(|l| (*l).to_owned());
+    };
+    let cause = lines[at][6..].trim().to_owned();
+    // Nix: "at FILE:LINE:COL:" on a following line.
+    let place = lines[at + 1..]
+        .iter()
+        .take(3)
+        .find_map(|l| l.strip_prefix("at ").and_then(|p| p.strip_suffix(':')));
+    Some(match place {
+        Some(p) => format!("{cause} (at {p})"),
+        None => cause,
+    })
 }
 
 impl std::error::Error for Error {

@@ -25,6 +25,8 @@ pub struct Podman {
     pub driver: String,
     /// Our policy.json, for `podman load --signature-policy`.
     pub policy: PathBuf,
+    /// Rootless Podman's pause process keeps its pid here.
+    pause_pid: PathBuf,
 }
 
 const POLICY: &str = r#"{"default":[{"type":"insecureAcceptAnything"}]}"#;
@@ -110,6 +112,7 @@ impl Podman {
             env: base_env(&l, cfg.system_policy.is_some())?,
             driver: String::new(),
             policy: l.conf_dir.join("policy.json"),
+            pause_pid: l.libpod_tmp.join("pause.pid"),
         };
         if !cfg.verbose {
             // Podman's warnings (e.g. about cgroup managers) would land in
@@ -223,6 +226,32 @@ impl Podman {
             "PATH" | "HOME" | "XDG_RUNTIME_DIR" | "TMPDIR" | "USER" | "LOGNAME"
         ) || name.starts_with("CONTAINERS_")
             || name.starts_with("XDG_CONFIG")
+    }
+
+    /// Ends rootless Podman's pause process (`catatonit -P`, which holds
+    /// the user namespace between calls) when the store has no container
+    /// left: nothing else ever ends it, and each store has one. The next
+    /// podman command starts another. Returns whether one was ended.
+    pub fn end_pause_process(&self) -> Result<bool> {
+        let Ok(text) = std::fs::read_to_string(&self.pause_pid) else {
+            return Ok(false);
+        };
+        let Ok(pid) = text.trim().parse::<u32>() else {
+            return Ok(false);
+        };
+        if !self.check("listing containers", ["ps", "--all", "--quiet"])?.trim().is_empty() {
+            return Ok(false);
+        }
+        // Only Podman's own pause process, ours: a pid file can be stale.
+        let is_pause = std::fs::read(format!("/proc/{pid}/comm")).is_ok_and(|c| c == b"catatonit\n")
+            && std::fs::metadata(format!("/proc/{pid}")).is_ok_and(|m| {
+                std::os::unix::fs::MetadataExt::uid(&m) == crate::sys::euid()
+            });
+        if !is_pause {
+            return Ok(false);
+        }
+        verbose!("ending the store's idle pause process {pid}");
+        Ok(crate::sys::send_signal(pid as i32, crate::sys::SIGKILL))
     }
 
     pub fn spawn_error(&self, source: std::io::Error) -> Error {

@@ -13,6 +13,8 @@ pub const SIGKILL: i32 = libc::SIGKILL;
 pub const SIGTERM: i32 = libc::SIGTERM;
 pub const SIGCONT: i32 = libc::SIGCONT;
 pub const SIGSTOP: i32 = libc::SIGSTOP;
+/// For `OpenOptionsExt::custom_flags`: a final symlink is not followed.
+pub const O_NOFOLLOW: i32 = libc::O_NOFOLLOW;
 
 pub fn euid() -> u32 {
     // SAFETY: geteuid has no preconditions and cannot fail.

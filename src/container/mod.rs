@@ -252,11 +252,14 @@ impl Spec {
                 h.pids_limit.map_or(-1, |n| n as i64)
             ));
         }
-        if let Some(m) = &h.memory {
-            a.push(format!("--memory={m}"));
-        }
-        if let Some(c) = &h.cpus {
-            a.push(format!("--cpus={c}"));
+        // Podman ignores them there, and says so on the command's stderr.
+        if !h.pids_via_ulimit {
+            if let Some(m) = &h.memory {
+                a.push(format!("--memory={m}"));
+            }
+            if let Some(c) = &h.cpus {
+                a.push(format!("--cpus={c}"));
+            }
         }
         a
     }
@@ -436,6 +439,8 @@ pub struct Warm {
     pub name: String,
     /// A connection to its agent, if it has one.
     pub agent: Option<UnixStream>,
+    /// Whether its image has a shell (and the watcher's tools).
+    pub has_shell: bool,
     dir: WarmDir,
     _busy: Option<Lock>,
     _in_use: Lock,
@@ -535,6 +540,9 @@ pub fn ensure_warm(cfg: &Config, podman: &Podman, spec: &Spec) -> Result<Warm> {
         )
     };
     let mut busy = if watcher { take_busy().ok() } else { None };
+    if dir.store_replaced() {
+        end_orphan(&dir);
+    }
     let blocked = watcher && busy.is_none();
     let mut alive = if blocked {
         Err(State::Stopped)
@@ -575,6 +583,7 @@ pub fn ensure_warm(cfg: &Config, podman: &Podman, spec: &Spec) -> Result<Warm> {
     Ok(Warm {
         name,
         agent: alive.unwrap_or(None),
+        has_shell: spec.watcher,
         dir,
         _busy: busy,
         _in_use: in_use,
@@ -634,9 +643,7 @@ fn create(podman: &Podman, spec: &Spec, dir: &WarmDir) -> Result<Option<UnixStre
     }
     let name = &dir.name;
     verbose!("creating warm container {name}");
-    if spec.hardening.pids_via_ulimit && spec.hardening.pids_limit.is_some() {
-        verbose!("rootless on cgroup v1: the pids limit holds through ulimit nproc");
-    }
+    note_limits(&spec.hardening);
     let mut args: Vec<String> = vec![
         "create".into(),
         "--rm".into(),
@@ -772,6 +779,35 @@ pub(crate) fn verify_mounts<'a>(
         }
     }
     Ok(())
+}
+
+/// Ends a container whose store was replaced under it (it runs on layers
+/// that are gone, and Podman no longer lists it, so neither `podman rm`
+/// nor its TTL would end it in time): its init is killed, which ends every
+/// process in it, and its stamp cleared, so it is made again.
+pub(crate) fn end_orphan(dir: &WarmDir) {
+    verbose!(
+        "the Podman store was replaced under {}; making it again",
+        dir.name
+    );
+    if let Some(init) = dir.main().and_then(|m| sys::live_pid(&m.init)) {
+        sys::send_signal(init as i32, sys::SIGKILL);
+    }
+    dir.clear();
+}
+
+/// Says (with --verbose) how the limits hold where cgroups cannot hold
+/// them: rootless on cgroup v1.
+pub fn note_limits(h: &crate::config::Hardening) {
+    if !h.pids_via_ulimit {
+        return;
+    }
+    if h.pids_limit.is_some() {
+        verbose!("rootless on cgroup v1: the pids limit holds through ulimit nproc");
+    }
+    if h.memory.is_some() || h.cpus.is_some() {
+        verbose!("rootless on cgroup v1: --memory and --cpus cannot be applied (see --doctor)");
+    }
 }
 
 /// Kills what call `call_id`, made through `podman exec`, left in the

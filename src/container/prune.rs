@@ -96,6 +96,13 @@ pub fn after_call(cfg: &Config, podman: &Podman, keep: &str) -> Result<()> {
 pub fn prune(cfg: &Config, podman: &Podman, all: bool) -> Result<Report> {
     let mut report = Report::default();
     for dir in stamp::all(cfg)? {
+        if dir.stamped() && dir.store_replaced() {
+            super::end_orphan(&dir);
+            report
+                .removed
+                .push((dir.name.clone(), "its Podman store was replaced".into()));
+            continue;
+        }
         if !dir.stamped() || !(all || dir.expired()) {
             continue;
         }
@@ -112,6 +119,9 @@ pub fn prune(cfg: &Config, podman: &Podman, all: bool) -> Result<Report> {
         }
     }
     reconcile(cfg, podman, "", all, &mut report)?;
+    // Only here, asked for: a call's own pruning could race another call
+    // that is about to join the user namespace the process holds.
+    podman.end_pause_process()?;
     Ok(report)
 }
 

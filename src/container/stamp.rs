@@ -274,6 +274,7 @@ impl WarmDir {
             "volumes": spec.volumes.iter().map(|v| v.podman_arg()).collect::<Vec<_>>(),
             "allow_net": spec.allow_net,
             "podman_extra": spec.podman_extra,
+            "store": self.store_id(),
         });
         fsutil::write_atomic(&self.state_file(), state.to_string().as_bytes())?;
         self.set_ttl(ttl)?;
@@ -291,11 +292,24 @@ impl WarmDir {
     /// Moves the stamp to now (creating it if missing).
     pub fn touch(&self) -> Result<()> {
         let path = self.last_use();
-        let f = std::fs::File::options()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .with_path("cannot write", &path)?;
+        let open = || {
+            use std::os::unix::fs::OpenOptionsExt;
+            std::fs::File::options()
+                .create(true)
+                .append(true)
+                .custom_flags(crate::sys::O_NOFOLLOW)
+                .open(&path)
+        };
+        let f = match open() {
+            Ok(f) => f,
+            // Something else in its place (a directory, say): the stamp
+            // is ours to make again.
+            Err(_) if std::fs::symlink_metadata(&path).is_ok_and(|m| !m.is_file()) => {
+                fsutil::remove_any(&path)?;
+                open().with_path("cannot write", &path)?
+            }
+            Err(e) => return Err(crate::error::Error::io("cannot write", &path, e)),
+        };
         f.set_modified(SystemTime::now())
             .with_path("cannot touch", &path)
     }
@@ -311,6 +325,24 @@ impl WarmDir {
         ] {
             let _ = std::fs::remove_file(f);
         }
+    }
+
+    /// Which Podman store (its graphroot's device and inode) holds the
+    /// container's layers; None if there is none.
+    fn store_id(&self) -> Option<String> {
+        let graphroot = self.dir.parent()?.parent()?.join("podman-root");
+        let (dev, ino) = fsutil::file_id(&std::fs::metadata(graphroot).ok()?);
+        Some(format!("{dev}:{ino}"))
+    }
+
+    /// Whether the store the container was made in has been replaced
+    /// (removed, made again): the container may still run, but on layers
+    /// that are gone, and Podman no longer knows it.
+    pub fn store_replaced(&self) -> bool {
+        let recorded = self
+            .state()
+            .and_then(|s| s.get("store").and_then(Value::as_str).map(str::to_owned));
+        recorded.is_some_and(|r| Some(r) != self.store_id())
     }
 
     /// Whether `state.json` is there (cheaper than reading it).

@@ -159,7 +159,7 @@ pub async fn run_warm(cfg: &Config, podman: &Podman, warm: &mut Warm) -> Result<
     if cfg.keep_processes {
         warm.keep_call(&call_id);
     }
-    let code = exec_in(cfg, podman, &warm.name, &call_id).await;
+    let code = exec_in(cfg, podman, warm, &call_id).await;
     if !cfg.keep_processes {
         crate::container::reap_leftovers(warm, &call_id);
     }
@@ -185,13 +185,22 @@ fn unpassable_stdio() -> Option<String> {
     })
 }
 
-async fn exec_in(cfg: &Config, podman: &Podman, name: &str, call_id: &str) -> Result<i32> {
+async fn exec_in(cfg: &Config, podman: &Podman, warm: &Warm, call_id: &str) -> Result<i32> {
     let mut cmd = podman.command(["exec"]);
     let mut args = interactive_options();
     args.extend(["--workdir".into(), cfg.workdir.display().to_string()]);
     let (env, _env_file) = env_options(cfg, call_id, &mut cmd)?;
     args.extend(env);
-    args.push(name.to_owned());
+    args.push(warm.name.clone());
+    if warm.has_shell {
+        // A command that cannot run gets our words, not runc's.
+        args.extend([
+            "sh".into(),
+            "-c".into(),
+            format!("{RUNNABLE}exec \"$@\""),
+            "sh".into(),
+        ]);
+    }
     args.extend(cfg.command.iter().cloned());
     cmd.args(&args);
     supervise(podman, cmd, call_id, None).await
@@ -229,10 +238,27 @@ pub async fn run_once(cfg: &Config, podman: &Podman, spec: &Spec) -> Result<i32>
     supervise(podman, cmd, &call_id, spec.watcher.then_some(&gate[..])).await
 }
 
+/// Shell lines that end the shell with the agent's words and exit codes
+/// (127 not found, 126 not executable) unless `$1` can be run.
+macro_rules! runnable {
+    () => {
+        r#"no() { echo "lectic-nix-sandbox: $1: $2" >&2; exit $3; }
+case $1 in
+*/*) [ -e "$1" ] || no "$1" "command not found" 127
+     [ -x "$1" ] && [ ! -d "$1" ] || no "$1" "Permission denied" 126 ;;
+*) command -v "$1" >/dev/null || no "$1" "command not found" 127 ;;
+esac
+"#
+    };
+}
+/// Runs `$@` as the agent would (see `runnable!`).
+const RUNNABLE: &str = runnable!();
 /// A one-shot command's first step: it stops itself, and goes on (as the
 /// command, by `exec`) only when the host, having checked the container's
-/// mounts through its /proc root, sends SIGCONT.
-const GATE: &str = r#"kill -STOP $$; exec "$@""#;
+/// mounts through its /proc root, sends SIGCONT; a command that cannot run
+/// ends it as the agent would.
+const GATE: &str = concat!("kill -STOP $$\n", runnable!(), r#"exec "$@""#);
+
 /// How long a one-shot container may take to reach the gate (the first
 /// container of an image may copy its layers for keep-id).
 const GATE_LIMIT: Duration = Duration::from_secs(120);

@@ -32,6 +32,8 @@ pub struct Archive {
     /// Whether the current member is a long-name record itself.
     meta: Option<u8>,
     kept: Vec<(String, Vec<u8>)>,
+    /// Bytes seen so far.
+    pub seen: u64,
 }
 
 impl Archive {
@@ -123,6 +125,7 @@ impl Archive {
 impl Write for Archive {
     fn write(&mut self, mut buf: &[u8]) -> io::Result<usize> {
         let n = buf.len();
+        self.seen += n as u64;
         while !buf.is_empty() {
             if self.left == 0 {
                 let take = (BLOCK - self.header.len()).min(buf.len());

@@ -100,9 +100,19 @@ fn load_in(podman: &Podman, path: &Path, policy: &str, scratch: &Path) -> Result
         }
     }
     if !output.status.success() {
+        let log = String::from_utf8_lossy(&output.stderr).into_owned();
+        if log.contains("no space left on device") {
+            let seen = archive.as_ref().map_or(0, |a| a.seen);
+            let state = scratch.parent().and_then(Path::parent).unwrap_or(scratch);
+            return Err(Error::usage(format!(
+                "no space left on device while Podman loaded the image (at least {} MB of it): Podman writes it under {} and /var/tmp; free space there, or point LECTIC_CACHE at a disk with room",
+                seen.div_ceil(1 << 20),
+                state.display()
+            )));
+        }
         return Err(Error::Podman {
-            message: format!("podman load of {store_path} failed"),
-            log: String::from_utf8_lossy(&output.stderr).into_owned(),
+            message: format!("podman load of {store_path} failed ({})", output.status),
+            log,
         });
     }
     let stdout = String::from_utf8_lossy(&output.stdout);

@@ -42,12 +42,22 @@ pub fn ensure(cfg: &Config, podman: &Podman, want: Want) -> Result<Record> {
         record::mark_used(&rec_path);
         return Ok(r);
     }
+    // The record as it was before waiting: a rebuild that another call
+    // finished meanwhile (a new file) is this call's rebuild too.
+    let before = record_id(&rec_path);
     let _guard = lock::acquire(
         &lock_path(cfg, &key),
         lock::Mode::Exclusive,
         "the image build",
         cfg.lock_limit(BUILD_LOCK_LIMIT),
     )?;
+    if cfg.image.rebuild
+        && record_id(&rec_path) != before
+        && let Some(r) = record::read(&rec_path)
+    {
+        verbose!("another call rebuilt {} meanwhile; using it", r.image);
+        return Ok(r);
+    }
     // Whoever held the lock before us may have done the work.
     if !cfg.image.rebuild
         && let Some(r) = record::read(&rec_path)
@@ -70,6 +80,14 @@ pub fn ensure(cfg: &Config, podman: &Podman, want: Want) -> Result<Record> {
     let store_path = nix::build(&cfg.image, &installable)?;
     verbose!("built {store_path}");
     finish(cfg, podman, &rec_path, store_path)
+}
+
+/// Which file the record is (records are replaced, never rewritten in
+/// place; see `fsutil::write_atomic`).
+fn record_id(path: &Path) -> Option<(u64, u64)> {
+    std::fs::metadata(path)
+        .ok()
+        .map(|m| crate::fsutil::file_id(&m))
 }
 
 /// The lock of one image record: held for its build and load.

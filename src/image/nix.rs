@@ -66,9 +66,28 @@ pub(crate) fn run(program: &str, mut cmd: Command) -> Result<(bool, Vec<u8>, Str
     let status = child.wait().map_err(spawn_error)?;
     let log = stderr
         .and_then(|t| t.join().ok())
-        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .map(|b| without_lock_file_warning(&String::from_utf8_lossy(&b)))
         .unwrap_or_default();
     Ok((status.success(), stdout, log))
+}
+
+/// `log` without Nix's "not writing modified lock file" block, which our
+/// own `--override-input` with `--no-write-lock-file` causes every time.
+fn without_lock_file_warning(log: &str) -> String {
+    let mut out = Vec::new();
+    let mut in_block = false;
+    for line in log.lines() {
+        if line.starts_with("warning: not writing modified lock file") {
+            in_block = true;
+            continue;
+        }
+        if in_block && (line.starts_with(char::is_whitespace) || line.starts_with('•')) {
+            continue;
+        }
+        in_block = false;
+        out.push(line);
+    }
+    out.join("\n")
 }
 
 /// The output path in `nix build --json` output, which must have built
@@ -100,15 +119,19 @@ fn build_error(spec: &ImageSpec, installable: &str, log: &str) -> Error {
         if log.contains(EXTRA_PACKAGES) {
             return Error::Nix {
                 message: format!(
-                    "--nix-packages-file {}: does not evaluate (see below; it is read as a copy, so it may not import relative paths)",
+                    "--nix-packages-file {} does not evaluate; fix it (a copy is read, so it may not import relative paths)",
                     file.display()
                 ),
                 log: without_source_lines(&rename_copy(&tail, file)),
             };
         }
     }
+    let with = match &spec.packages_file {
+        Some((file, _)) => format!(" (with --nix-packages-file {})", file.display()),
+        None => String::new(),
+    };
     Error::Nix {
-        message: format!("building the image with `nix build {installable}` failed"),
+        message: format!("building the image with `nix build {installable}`{with} failed"),
         log: tail,
     }
 }
@@ -166,6 +189,20 @@ mod tests {
             br#"[{"outputs":{"out":"/nix/store/evil"}},{"outputs":{"out":"/nix/store/ours"}}]"#;
         assert_eq!(parse_out_path(two), None, "another installable came along");
         assert_eq!(parse_out_path(b"garbage"), None);
+    }
+
+    #[test]
+    fn our_own_lock_file_warning_is_left_out() {
+        let log = "warning: not writing modified lock file of flake 'path:/c':\n\u{2022} Updated input 'nixpkgs':\n    'github:NixOS/nixpkgs/0726' (2026-04-22)\n  \u{2192} 'path:/f' (2026-11-29)\nerror: undefined variable 'pkgs'\n\n       at /w/p.nix:1:3:\n";
+        let kept = without_lock_file_warning(log);
+        assert!(
+            kept.starts_with("error: undefined variable 'pkgs'"),
+            "{kept}"
+        );
+        assert_eq!(
+            crate::error::cause_of(&kept).as_deref(),
+            Some("undefined variable 'pkgs' (at /w/p.nix:1:3)")
+        );
     }
 
     #[test]
