@@ -239,14 +239,18 @@ impl Podman {
         let Ok(pid) = text.trim().parse::<u32>() else {
             return Ok(false);
         };
-        if !self.check("listing containers", ["ps", "--all", "--quiet"])?.trim().is_empty() {
+        if !self
+            .check("listing containers", ["ps", "--all", "--quiet"])?
+            .trim()
+            .is_empty()
+        {
             return Ok(false);
         }
         // Only Podman's own pause process, ours: a pid file can be stale.
-        let is_pause = std::fs::read(format!("/proc/{pid}/comm")).is_ok_and(|c| c == b"catatonit\n")
-            && std::fs::metadata(format!("/proc/{pid}")).is_ok_and(|m| {
-                std::os::unix::fs::MetadataExt::uid(&m) == crate::sys::euid()
-            });
+        let is_pause = std::fs::read(format!("/proc/{pid}/comm"))
+            .is_ok_and(|c| c == b"catatonit\n")
+            && std::fs::metadata(format!("/proc/{pid}"))
+                .is_ok_and(|m| std::os::unix::fs::MetadataExt::uid(&m) == crate::sys::euid());
         if !is_pause {
             return Ok(false);
         }
