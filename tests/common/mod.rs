@@ -62,6 +62,10 @@ fn shared() -> &'static Shared {
     SHARED.get_or_init(|| {
         let root = PathBuf::from(BASE).join(format!("run-{}", std::process::id()));
         std::fs::create_dir_all(&root).unwrap();
+        // Root's, as the sandbox wants every directory above a cache to be:
+        // an earlier run's Podman cleanup (a conmon exit command, as the
+        // test user) may have made it again after it was removed.
+        std::os::unix::fs::chown(BASE, Some(0), Some(0)).unwrap();
         std::fs::set_permissions(BASE, std::fs::Permissions::from_mode(0o755)).unwrap();
         std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o755)).unwrap();
         let bin = root.join("lectic-nix-sandbox");
