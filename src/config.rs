@@ -835,6 +835,21 @@ impl Config {
         }
         for spec in &cli.volumes {
             let mut v = Volume::parse(spec, cwd)?;
+            if mounting {
+                let real = std::fs::canonicalize(&v.host).with_path("cannot resolve", &v.host)?;
+                if volume_dirs.iter().any(|d| real.starts_with(d)) {
+                    // Allowed past the system's roots; the user's still hold.
+                    guarded.check("--volume", &real)?;
+                    if let Some(r) = &user_roots {
+                        r.check("--volume", &real)?;
+                    }
+                } else {
+                    allowed("--volume", &real)?;
+                }
+                checked.push(check_source("--volume", &v.host, &real, &v.target)?);
+                v.host = real;
+            }
+            // The target after the source: what is mounted matters first.
             let target = lexical(&v.target);
             let reserved = [
                 "/proc",
@@ -856,20 +871,6 @@ impl Config {
                 )));
             }
             taken.push((target, "another --volume"));
-            if mounting {
-                let real = std::fs::canonicalize(&v.host).with_path("cannot resolve", &v.host)?;
-                if volume_dirs.iter().any(|d| real.starts_with(d)) {
-                    // Allowed past the system's roots; the user's still hold.
-                    guarded.check("--volume", &real)?;
-                    if let Some(r) = &user_roots {
-                        r.check("--volume", &real)?;
-                    }
-                } else {
-                    allowed("--volume", &real)?;
-                }
-                checked.push(check_source("--volume", &v.host, &real, &v.target)?);
-                v.host = real;
-            }
             volumes.push(v);
         }
 

@@ -261,14 +261,7 @@ both_modes!(a_stamp_replaced_by_a_directory_heals, |mode| {
 fn prune_ends_the_idle_pause_process_of_its_store() {
     let sb = Sandbox::private(Mode::Rootless, "fail-pause");
     assert_eq!(ok(&sb.run(&["echo", "one"])), "one\n");
-    let conf =
-        std::fs::read_to_string(sb.cache.join("nix-sandbox/podman-conf/storage.conf")).unwrap();
-    let runroot = conf
-        .lines()
-        .find_map(|l| l.strip_prefix("runroot = "))
-        .unwrap()
-        .trim_matches('"');
-    let pid_file = Path::new(runroot).with_file_name("libpod-tmp/pause.pid");
+    let pid_file = run_dir(&sb).join("libpod-tmp/pause.pid");
     let pid = std::fs::read_to_string(&pid_file)
         .unwrap()
         .trim()

@@ -180,14 +180,7 @@ both_modes!(
     |mode| {
         let mut sb = Sandbox::private(mode, "nb-rundir");
         ok(&sb.run(&["--prepare"]));
-        let conf =
-            std::fs::read_to_string(sb.cache.join("nix-sandbox/podman-conf/storage.conf")).unwrap();
-        let runroot = conf
-            .lines()
-            .find_map(|l| l.strip_prefix("runroot = "))
-            .unwrap()
-            .trim_matches('"');
-        let first_choice = Path::new(runroot).parent().unwrap().display().to_string();
+        let first_choice = run_dir(&sb).display().to_string();
         // Another user's directory where ours belongs (after a reboot,
         // say, they made it first).
         sh(&format!("rm -rf '{first_choice}'"));

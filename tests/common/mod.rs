@@ -457,31 +457,46 @@ pub fn eventually(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
     cond()
 }
 
-/// Podman on the test's store, with the paths the binary uses.
-pub fn store_podman(sb: &Sandbox) -> std::process::Command {
+/// A setting of the test store's storage.conf.
+fn storage_setting(sb: &Sandbox, key: &str) -> String {
     let conf =
         std::fs::read_to_string(sb.cache.join("nix-sandbox/podman-conf/storage.conf")).unwrap();
-    let value = |key: &str| {
-        conf.lines()
-            .find_map(|l| l.strip_prefix(&format!("{key} = ")))
-            .unwrap()
-            .trim_matches('"')
-            .to_owned()
-    };
-    // The run dir the store is bound to: recorded when it is not the
-    // first choice (see store::run_dir), else storage.conf's.
-    let run = match std::fs::read_to_string(sb.cache.join("nix-sandbox/run-dir")) {
+    conf.lines()
+        .find_map(|l| l.strip_prefix(&format!("{key} = ")))
+        .unwrap()
+        .trim_matches('"')
+        .to_owned()
+}
+
+/// The run dir the test's store is bound to: recorded when it is not the
+/// first choice (see store::run_dir), else storage.conf's.
+pub fn run_dir(sb: &Sandbox) -> PathBuf {
+    match std::fs::read_to_string(sb.cache.join("nix-sandbox/run-dir")) {
         Ok(record) => PathBuf::from(record.lines().next().unwrap()),
-        Err(_) => std::path::Path::new(&value("runroot"))
+        Err(_) => Path::new(&storage_setting(sb, "runroot"))
             .parent()
             .unwrap()
             .to_owned(),
-    };
+    }
+}
+
+/// Podman on the test's store, with the paths the binary uses.
+pub fn store_podman(sb: &Sandbox) -> std::process::Command {
+    let run = run_dir(sb);
     let runroot = run.join("runroot").display().to_string();
     let mut cmd = podman_as(sb.mode);
     cmd.env("XDG_RUNTIME_DIR", run.join("xdg"))
-        .args(["--root", &value("graphroot"), "--runroot", &runroot])
-        .args(["--storage-driver", &value("driver"), "--tmpdir"])
+        .args([
+            "--root",
+            &storage_setting(sb, "graphroot"),
+            "--runroot",
+            &runroot,
+        ])
+        .args([
+            "--storage-driver",
+            &storage_setting(sb, "driver"),
+            "--tmpdir",
+        ])
         .arg(run.join("libpod-tmp"));
     cmd
 }
