@@ -539,7 +539,9 @@ each_path!(workdir_option_sets_the_mounted_cwd, |mode| {
 });
 
 each_path!(extra_arguments_are_split_with_quotes, |mode| {
-    let sb = Sandbox::new(mode, "extra");
+    // A store of its own: the variants' parallel --rebuild calls of one
+    // record would otherwise share one build (see parallel_rebuilds_build_once).
+    let sb = Sandbox::private(mode, "extra");
     let (nix, nix_log) = sb.logging_wrapper("nix");
     let o = sb.run(&[
         "--nix-exe",
