@@ -59,6 +59,29 @@ pub fn trusted_dir(path: &Path, uid: u32) -> Result<()> {
     own_group(&leaf, &m, uid, &at)
 }
 
+/// Makes sure rootless containers can pass through `dir` on the way to
+/// what it holds (see `own_group` for why a 0700 directory of a foreign
+/// group stops them): one without search for others must be ours and of
+/// our group. A directory of ours whose group has no rights anyway is
+/// given our group; anything else is refused, saying what to change.
+fn passable(dir: &fs::File, m: &fs::Metadata, uid: u32, at: &Path) -> Result<()> {
+    let gid = crate::sys::egid();
+    if uid == 0 || m.mode() & 0o001 != 0 || (m.uid() == uid && m.gid() == gid) {
+        return Ok(());
+    }
+    if m.uid() == uid && m.mode() & 0o070 == 0 {
+        return own_group(dir, m, uid, at);
+    }
+    Err(Error::usage(format!(
+        "{}: rootless containers cannot pass through it (mode {:o}, owner {}, group {}; Podman maps only your own uid and gid into them): let others pass with `chmod o+x {}`, or set LECTIC_CACHE elsewhere",
+        at.display(),
+        m.mode() & 0o7777,
+        m.uid(),
+        m.gid(),
+        at.display()
+    )))
+}
+
 /// Gives a private directory of ours our own group. Rootless Podman's
 /// keep-id maps only our uid and gid into the container's user namespace,
 /// where root can pass through a 0700 directory only if both its owner and
@@ -227,6 +250,8 @@ fn walk_trusted(path: &Path, uid: u32, create: bool) -> Result<Option<(fs::File,
         check(&here, &opened, &m, "directory")?;
         if std::mem::take(&mut created) {
             own_group(&opened, &m, uid, &here)?;
+        } else if create {
+            passable(&opened, &m, uid, &here)?;
         }
         stack.push((opened, here));
     }

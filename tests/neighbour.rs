@@ -596,3 +596,38 @@ fn private_state_under_a_setgid_directory_still_lets_containers_start() {
         );
     }
 }
+
+/// Rootless only: keep-id maps only the user's own uid and gid.
+#[test]
+fn a_cache_behind_a_directory_containers_cannot_pass_is_fixed_or_named() {
+    let mut sb = Sandbox::private(Mode::Rootless, "nb-pass");
+    // The user's own 0700 directory that came with group root (made by
+    // root, then chowned): its group has no rights, so it gets the user's.
+    let own = sb.mkdir("own");
+    sh(&format!("chgrp root '{}'", own.display()));
+    std::fs::set_permissions(&own, std::fs::Permissions::from_mode(0o700)).unwrap();
+    sb.extra_env.push((
+        "LECTIC_CACHE".into(),
+        own.join("cache").display().to_string(),
+    ));
+    assert_eq!(ok(&sb.run(&["echo", "passed"])), "passed\n");
+    let rootless_gid = std::fs::metadata(&sb.dir).unwrap().gid();
+    assert_eq!(std::fs::metadata(&own).unwrap().gid(), rootless_gid);
+    ok(&sb.run(&["--prune", "--all"]));
+    // One whose group has rights is not changed: the call says what to do.
+    let shared = sb.mkdir("shared");
+    sh(&format!("chgrp root '{}'", shared.display()));
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o750)).unwrap();
+    sb.extra_env.push((
+        "LECTIC_CACHE".into(),
+        shared.join("cache").display().to_string(),
+    ));
+    let o = sb.run(&["echo", "passed"]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(125), "{err}");
+    assert!(
+        err.contains("rootless containers cannot pass through it") && err.contains("chmod o+x"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+}
