@@ -101,7 +101,6 @@ fn own_group(dir: &fs::File, m: &fs::Metadata, uid: u32, at: &Path) -> Result<()
 /// checks, for root alone); None if it does not exist. Read through the
 /// descriptor that was checked.
 pub fn read_root_file(path: &Path) -> Result<Option<Vec<u8>>> {
-    use std::io::Read;
     let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
         return Ok(None);
     };
@@ -126,12 +125,16 @@ pub fn read_root_file(path: &Path) -> Result<Option<Vec<u8>>> {
             ),
         ));
     }
-    // The O_PATH descriptor checked above, opened for reading.
+    read_opened(&file).with_path("cannot read", path).map(Some)
+}
+
+/// The contents of the file `f` names, an O_PATH descriptor already
+/// checked: opened again for reading through it, not through a path.
+fn read_opened(f: &fs::File) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
     let mut bytes = Vec::new();
-    fs::File::open(crate::sys::fd_path(&file))
-        .and_then(|mut f| f.read_to_end(&mut bytes))
-        .with_path("cannot read", path)?;
-    Ok(Some(bytes))
+    fs::File::open(crate::sys::fd_path(f))?.read_to_end(&mut bytes)?;
+    Ok(bytes)
 }
 
 fn untrusted(at: &Path, why: String) -> Error {
@@ -313,15 +316,15 @@ fn open_up(path: &Path) -> std::io::Result<()> {
 /// `sys::open_no_symlinks`) and reads it: the file read is the one the
 /// path named when it was checked, or the read fails.
 pub fn read_no_symlinks(path: &Path) -> std::io::Result<(fs::Metadata, Vec<u8>)> {
-    use std::io::Read;
     let f = crate::sys::open_no_symlinks(path)?;
     let meta = f.metadata()?;
     if !meta.is_file() {
-        return Err(std::io::Error::from_raw_os_error(libc::EINVAL));
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not a regular file",
+        ));
     }
-    let mut bytes = Vec::new();
-    fs::File::open(crate::sys::fd_path(&f))?.read_to_end(&mut bytes)?;
-    Ok((meta, bytes))
+    Ok((meta, read_opened(&f)?))
 }
 
 /// Where `program` is found on PATH.
@@ -337,8 +340,11 @@ pub fn on_path(program: &std::ffi::OsStr) -> Option<std::path::PathBuf> {
 mod tests {
     use super::*;
 
+    /// A fresh directory for one test, by a path without symlinks (the
+    /// checks here walk real paths).
     fn scratch(name: &str) -> std::path::PathBuf {
-        let d = std::env::temp_dir().join(format!("lns-fsutil-{}-{name}", std::process::id()));
+        let tmp = fs::canonicalize(std::env::temp_dir()).unwrap();
+        let d = tmp.join(format!("lns-fsutil-{}-{name}", std::process::id()));
         let _ = fs::remove_dir_all(&d);
         d
     }
@@ -371,10 +377,7 @@ mod tests {
 
     #[test]
     fn a_trusted_dir_is_made_private_through_what_only_its_owner_can_change() {
-        let d = std::fs::canonicalize(std::env::temp_dir())
-            .unwrap()
-            .join(format!("lns-fsutil-{}-trust", std::process::id()));
-        let _ = fs::remove_dir_all(&d);
+        let d = scratch("trust");
         let uid = crate::sys::euid();
         // Made from nothing, each new dir 0700; /tmp is sticky and fine.
         trusted_dir(&d.join("a/b"), uid).unwrap();
@@ -418,10 +421,7 @@ mod tests {
 
     #[test]
     fn a_checked_file_is_read_only_through_the_path_that_was_checked() {
-        let d = std::fs::canonicalize(std::env::temp_dir())
-            .unwrap()
-            .join(format!("lns-fsutil-{}-read", std::process::id()));
-        let _ = fs::remove_dir_all(&d);
+        let d = scratch("read");
         fs::create_dir_all(d.join("allowed")).unwrap();
         fs::write(d.join("allowed/ok.nix"), "[ ]").unwrap();
         fs::write(d.join("evil.nix"), "throw").unwrap();
