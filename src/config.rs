@@ -62,6 +62,11 @@ impl Paths {
         self.cache.join("locks")
     }
 
+    /// Podman's image and container storage (its graphroot).
+    pub fn graphroot(&self) -> PathBuf {
+        self.cache.join("podman-root")
+    }
+
     /// Podman's TMPDIR (it spools images there) and our scratch files:
     /// inside the private cache, where no one else can swap them.
     pub fn tmp(&self) -> PathBuf {
@@ -623,8 +628,13 @@ impl Config {
             None => None,
         };
         // Single values: the command line, else the user's file, else the
-        // system's; lists add up.
-        let mut given = given_options(args);
+        // system's; lists add up. Without a file (the common warm call)
+        // the command line is parsed once.
+        let mut given = if user.is_some() || system.is_some() {
+            given_options(args)
+        } else {
+            Default::default()
+        };
         let mut from_files = Vec::new();
         for p in [&user, &system].into_iter().flatten() {
             let from_file = p.arguments(&given);
@@ -657,7 +667,12 @@ impl Config {
                 .flat_map(|(a, _)| a.iter().map(OsString::from)),
         );
         merged.extend(args[1..].iter().cloned());
-        let mut cli = Cli::try_parse_from(&merged).map_err(|e| {
+        let parsed = if from_files.is_empty() {
+            Ok(cli)
+        } else {
+            Cli::try_parse_from(&merged)
+        };
+        let mut cli = parsed.map_err(|e| {
             let files: Vec<String> = [&system, &user]
                 .into_iter()
                 .flatten()

@@ -46,7 +46,7 @@ impl Layout {
     fn of(cfg: &Config, run: &Path) -> Layout {
         let p = &cfg.paths;
         Layout {
-            graphroot: p.cache.join("podman-root"),
+            graphroot: p.graphroot(),
             conf_dir: p.cache.join("podman-conf"),
             runroot: run.join("runroot"),
             xdg: run.join("xdg"),
@@ -399,7 +399,7 @@ pub fn run_dir(cfg: &Config) -> Result<RunDir> {
                 // Podman's database names the old run dir; it is forgotten
                 // with the containers it listed (none survived the old
                 // run dir), and the images stay.
-                let db = paths.cache.join("podman-root/libpod");
+                let db = paths.graphroot().join("libpod");
                 for file in ["bolt_state.db", "db.sql"] {
                     fsutil::remove_any(&db.join(file))?;
                 }

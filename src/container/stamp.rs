@@ -65,6 +65,8 @@ pub struct WarmDir {
     pub name: String,
     dir: PathBuf,
     inside: PathBuf,
+    /// The Podman store (graphroot) its container is made in.
+    store: PathBuf,
 }
 
 pub fn root(cfg: &Config) -> PathBuf {
@@ -73,14 +75,15 @@ pub fn root(cfg: &Config) -> PathBuf {
 
 impl WarmDir {
     pub fn new(cfg: &Config, name: &str) -> WarmDir {
-        Self::host(name, root(cfg).join(name))
+        Self::host(name, root(cfg).join(name), cfg.paths.graphroot())
     }
 
-    fn host(name: &str, dir: PathBuf) -> WarmDir {
+    fn host(name: &str, dir: PathBuf, store: PathBuf) -> WarmDir {
         WarmDir {
             name: name.to_owned(),
             inside: dir.join(INSIDE_DIR),
             dir,
+            store,
         }
     }
 
@@ -91,6 +94,7 @@ impl WarmDir {
             name: String::new(),
             dir: PathBuf::new(),
             inside: dir.to_owned(),
+            store: PathBuf::new(),
         }
     }
 
@@ -330,8 +334,7 @@ impl WarmDir {
     /// Which Podman store (its graphroot's device and inode) holds the
     /// container's layers; None if there is none.
     fn store_id(&self) -> Option<String> {
-        let graphroot = self.dir.parent()?.parent()?.join("podman-root");
-        let (dev, ino) = fsutil::file_id(&std::fs::metadata(graphroot).ok()?);
+        let (dev, ino) = fsutil::file_id(&std::fs::metadata(&self.store).ok()?);
         Some(format!("{dev}:{ino}"))
     }
 
@@ -368,7 +371,8 @@ pub fn all(cfg: &Config) -> Result<Vec<WarmDir>> {
         .flatten()
         .filter_map(|e| {
             let name = e.file_name().into_string().ok()?;
-            super::is_warm_name(&name).then(|| WarmDir::host(&name, e.path()))
+            super::is_warm_name(&name)
+                .then(|| WarmDir::host(&name, e.path(), cfg.paths.graphroot()))
         })
         .collect();
     dirs.sort_by(|a, b| a.name.cmp(&b.name));
@@ -386,7 +390,7 @@ mod tests {
             std::thread::current().id()
         ));
         let _ = std::fs::remove_dir_all(&dir);
-        WarmDir::host("n", dir)
+        WarmDir::host("n", dir.clone(), dir.join("podman-root"))
     }
 
     #[test]
