@@ -177,6 +177,10 @@ pub struct Cli {
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
 
+    /// Lectic's cache dir: state lives in DIR/nix-sandbox [default: $LECTIC_CACHE, else $XDG_CACHE_HOME/lectic, else ~/.cache/lectic]
+    #[arg(long, value_name = "DIR")]
+    pub cache: Option<PathBuf>,
+
     /// Say on stderr what the sandbox does (storage driver, build, container)
     #[arg(long)]
     pub verbose: bool,
@@ -197,7 +201,7 @@ pub struct Cli {
     #[arg(long, help_heading = MANAGEMENT)]
     pub prune: bool,
 
-    /// With --prune: remove every warm container of ours that no call is using
+    /// With --prune: remove every warm container of ours that no call is using. With --gc: remove every image and record no container uses, however recently used
     #[arg(long, help_heading = MANAGEMENT)]
     pub all: bool,
 
@@ -221,7 +225,7 @@ pub struct Cli {
     #[arg(long, help_heading = MANAGEMENT)]
     pub show_config: bool,
 
-    /// Instead of a command: write the Lectic plugin (a lectic.yaml whose `sandbox:` is this binary) into DIR [default: $LECTIC_DATA/plugins/nix-sandbox]
+    /// Instead of a command: write the Lectic plugin (a lectic.yaml whose `sandbox:` is this binary with the other options given here, plus --config and --cache where an MCP server would not find them) into DIR [default: $LECTIC_DATA/plugins/nix-sandbox]
     #[arg(long, value_name = "DIR", num_args = 0..=1, help_heading = MANAGEMENT)]
     pub install_plugin: Option<Option<PathBuf>>,
 
@@ -263,7 +267,7 @@ pub enum Action {
     Run,
     Status,
     Prune { all: bool },
-    Gc,
+    Gc { all: bool },
     Prepare { start: bool },
     Doctor,
     ShowConfig,
@@ -273,8 +277,10 @@ pub enum Action {
 impl Cli {
     /// Checks what clap cannot: `requires` counts a flag's default as given.
     pub fn check(&self) -> Result<(), String> {
-        if self.all && !self.prune {
-            return Err("--all goes with --prune: use `--prune --all`".into());
+        if self.all && !self.prune && !self.gc {
+            return Err(
+                "--all goes with --prune or --gc: use `--prune --all` or `--gc --all`".into(),
+            );
         }
         if self.dev_shell.is_some() && !self.nix_develop && !self.auto_nix_develop {
             return Err(
@@ -293,7 +299,7 @@ impl Cli {
         } else if self.prune {
             Action::Prune { all: self.all }
         } else if self.gc {
-            Action::Gc
+            Action::Gc { all: self.all }
         } else if self.prepare {
             Action::Prepare { start: self.start }
         } else if self.doctor {

@@ -246,11 +246,124 @@ fn lookup_in(host_env: &[(String, String)]) -> impl Fn(&str) -> Option<OsString>
     }
 }
 
+/// The variables Lectic starts an MCP server with (its SDK's default
+/// environment): no LECTIC_*, no XDG_*.
+pub const MCP_ENV: &[&str] = &["HOME", "LOGNAME", "PATH", "SHELL", "TERM", "USER"];
+
+/// Where the same sandbox line finds the user's policy file and the cache
+/// when Lectic runs it for an MCP server, if that is not where this call
+/// finds them (an explicit --config or --cache is the same in both).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct McpSight {
+    /// The policy file this call reads and the one an MCP server's would.
+    pub config: Option<(Option<PathBuf>, Option<PathBuf>)>,
+    /// LECTIC_CACHE as this call and as an MCP server's call has it.
+    pub cache: Option<(PathBuf, PathBuf)>,
+}
+
+fn mcp_sight(
+    host_env: &[(String, String)],
+    config_given: bool,
+    cache_given: bool,
+    uid: u32,
+) -> McpSight {
+    let here = lookup_in(host_env);
+    let mcp_env: Vec<(String, String)> = host_env
+        .iter()
+        .filter(|(k, _)| MCP_ENV.contains(&k.as_str()))
+        .cloned()
+        .collect();
+    let there = lookup_in(&mcp_env);
+    let config = (!config_given)
+        .then(|| (policy::locate(None, &here), policy::locate(None, &there)))
+        .filter(|(a, b)| a != b);
+    let cache_of = |get: &dyn Fn(&str) -> Option<OsString>| {
+        Paths::from_env(get, uid)
+            .ok()
+            .and_then(|p| p.cache.parent().map(Path::to_path_buf))
+    };
+    let cache = match (cache_given, cache_of(&here), cache_of(&there)) {
+        (false, Some(a), Some(b)) if a != b => Some((a, b)),
+        _ => None,
+    };
+    McpSight { config, cache }
+}
+
+/// The options typed in `args`, as words of a `sandbox:` line that says
+/// the same from any directory: relative paths made absolute; the
+/// management flags, --verbose and --json left out.
+pub fn plugin_words(args: &[OsString], cwd: &Path) -> Result<Vec<String>> {
+    use clap::ArgAction;
+    let Ok(m) = Cli::command().try_get_matches_from(args) else {
+        return Ok(vec![]);
+    };
+    let absolute = |p: &str| cwd.join(p).display().to_string();
+    let mut words = Vec::new();
+    for a in Cli::command().get_arguments() {
+        let id = a.get_id().as_str();
+        let Some(long) = a.get_long() else { continue };
+        let management = a
+            .get_help_heading()
+            .is_some_and(|h| h.starts_with("Management"));
+        if management
+            || ["verbose", "keep_warm"].contains(&id)
+            || m.value_source(id) != Some(ValueSource::CommandLine)
+        {
+            continue;
+        }
+        if id == "rebuild" {
+            return Err(Error::usage(
+                "--install-plugin: --rebuild would rebuild the image on every call; run `lectic-nix-sandbox --rebuild --prepare` once instead",
+            ));
+        }
+        if matches!(a.get_action(), ArgAction::SetTrue) {
+            if m.get_flag(id) {
+                words.push(format!("--{long}"));
+            }
+            continue;
+        }
+        let kind = a
+            .get_value_names()
+            .and_then(|n| n.first())
+            .map(|n| n.as_str());
+        for v in m.get_raw(id).into_iter().flatten() {
+            let v = v.to_string_lossy();
+            let v = match kind {
+                Some("DIR" | "FILE") => absolute(&v),
+                Some("PATH") if v.contains('/') => absolute(&v),
+                Some("REF") => local_ref(&v, cwd),
+                Some(k) if k.starts_with("HOST") => match v.split_once(':') {
+                    Some((host, rest)) => format!("{}:{rest}", absolute(host)),
+                    None => absolute(&v),
+                },
+                _ => v.into_owned(),
+            };
+            words.extend([format!("--{long}"), v]);
+        }
+    }
+    Ok(words)
+}
+
+/// A flake reference with a relative path (`.`, `./x`, `path:../x`) made
+/// absolute; other references as they are.
+fn local_ref(reference: &str, cwd: &Path) -> String {
+    let (scheme, path) = match reference.strip_prefix("path:") {
+        Some(p) => ("path:", p),
+        None => ("", reference),
+    };
+    if path.starts_with('.') {
+        format!("{scheme}{}", cwd.join(path).display())
+    } else {
+        reference.to_owned()
+    }
+}
+
 /// One option's effective value and where it comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Setting {
     pub option: String,
-    pub value: String,
+    /// A boolean for flags, a list for repeatable options, null if unset.
+    pub value: serde_json::Value,
     /// "command line", "FILE:LINE" or "default".
     pub source: String,
 }
@@ -267,15 +380,25 @@ fn given_options(args: &[OsString]) -> std::collections::BTreeSet<String> {
         .collect()
 }
 
+/// Options shown on the line of another: (hidden, shown on).
+const SHOWN_WITH: &[(&str, &str)] = &[
+    ("no_keep_warm", "keep_warm"),
+    ("warm_ttl_seconds", "warm_ttl"),
+];
+
 /// Every option's value in `args` (the files' options first, then the
 /// user's) and its source: each file and line that gave it, the command
 /// line, or the default; and the system policy's rule where it set or
-/// capped the value (`capped`).
+/// capped the value (`capped`). Flags are booleans, repeatable options
+/// lists, unset options null (see `Config::build` for the defaults that
+/// depend on the call).
 fn settings(
     args: &[OsString],
     from_files: &[(Vec<String>, String)],
     capped: &[allow::Capped],
 ) -> Vec<Setting> {
+    use clap::ArgAction;
+    use serde_json::Value as J;
     let Ok(m) = Cli::command().try_get_matches_from(args) else {
         return vec![];
     };
@@ -286,34 +409,64 @@ fn settings(
         .cloned()
         .collect();
     let user = given_options(&typed);
-    Cli::command()
-        .get_arguments()
+    let cmd = Cli::command();
+    let long_of = |id: &str| {
+        cmd.get_arguments()
+            .find(|a| a.get_id() == id)
+            .and_then(|a| a.get_long())
+            .map(|l| format!("--{l}"))
+    };
+    cmd.get_arguments()
         // What shapes a call, not the management flags.
         .filter(|a| {
             a.get_help_heading()
                 .is_none_or(|h| !h.starts_with("Management"))
         })
+        .filter(|a| !SHOWN_WITH.iter().any(|(hidden, _)| a.get_id() == *hidden))
         .filter_map(|a| {
             let long = format!("--{}", a.get_long()?);
             let id = a.get_id().as_str();
-            let mut value: Option<String> = m.get_raw(id).map(|v| {
-                v.map(|v| v.to_string_lossy().into_owned())
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            });
+            let raw: Vec<String> = m
+                .get_raw(id)
+                .map(|v| v.map(|v| v.to_string_lossy().into_owned()).collect())
+                .unwrap_or_default();
+            let mut value = match a.get_action() {
+                ArgAction::SetTrue if id == "keep_warm" => J::Bool(!m.get_flag("no_keep_warm")),
+                ArgAction::SetTrue => J::Bool(m.get_flag(id)),
+                // Values may be secrets: names only, as for the environment.
+                ArgAction::Append if id == "env" => J::from(
+                    raw.iter()
+                        .map(|e| format!("{}=…", e.split('=').next().unwrap_or_default()))
+                        .collect::<Vec<_>>(),
+                ),
+                ArgAction::Append => J::from(raw),
+                _ => raw.into_iter().next().map_or(J::Null, J::from),
+            };
+            // The option and the ones shown on its line.
+            let mut longs = vec![long.clone()];
+            longs.extend(
+                SHOWN_WITH
+                    .iter()
+                    .filter(|(_, on)| *on == id)
+                    .filter_map(|(hidden, _)| long_of(hidden)),
+            );
             let mut sources: Vec<String> = from_files
                 .iter()
-                .filter(|(fa, _)| fa.first() == Some(&long))
+                .filter(|(fa, _)| fa.first().is_some_and(|f| longs.contains(f)))
                 .map(|(_, at)| at.clone())
                 .collect();
-            if user.contains(&long)
-                || (sources.is_empty() && m.value_source(id) == Some(ValueSource::CommandLine))
-            {
+            let on_command_line = longs.iter().any(|l| user.contains(l))
+                || (sources.is_empty() && m.value_source(id) == Some(ValueSource::CommandLine));
+            if on_command_line {
                 sources.push("command line".into());
             }
-            if let Some(c) = capped.iter().find(|c| c.option == long) {
-                if c.value.is_some() {
-                    value.clone_from(&c.value);
+            if let Some(c) = capped.iter().find(|c| longs.contains(&c.option)) {
+                if let Some(v) = &c.value {
+                    value = if value.is_boolean() {
+                        J::Bool(v == "true")
+                    } else {
+                        J::from(v.clone())
+                    };
                 }
                 sources.push(c.source.clone());
             }
@@ -322,11 +475,29 @@ fn settings(
             }
             Some(Setting {
                 option: long,
-                value: value?,
+                value,
                 source: sources.join(" and "),
             })
         })
         .collect()
+}
+
+/// The defaults `settings` leaves null that depend on the call.
+fn fill_defaults(settings: &mut [Setting], workdir: &Path, ttl: Duration) {
+    for s in settings {
+        let value = match s.option.as_str() {
+            // Whichever of --warm-ttl/--warm-ttl-seconds set it.
+            "--warm-ttl" => humantime::format_duration(ttl).to_string(),
+            "--workdir" if s.value.is_null() => workdir.display().to_string(),
+            "--home" if s.value.is_null() => "one per configuration, in the cache".into(),
+            "--lock-timeout" if s.value.is_null() => "1h for builds, 10m otherwise".into(),
+            "--flake" if s.value.is_null() => "the built-in flake".into(),
+            "--dev-shell" if s.value.is_null() => "default".into(),
+            "--nixpkgs" if s.value.is_null() => "the built-in flake's locked nixpkgs".into(),
+            _ => continue,
+        };
+        s.value = value.into();
+    }
 }
 
 /// `path` with its existing part resolved (symlinks, `..`) and the rest,
@@ -594,6 +765,12 @@ pub struct Config {
     /// Every option's effective value and its source (for --show-config).
     pub settings: Vec<Setting>,
     pub verbose: bool,
+    /// Where a Lectic MCP server's sandbox would find the policy file and
+    /// cache (for --doctor and --install-plugin).
+    pub mcp: Option<McpSight>,
+    /// The options typed on the command line, as words for a plugin's
+    /// `sandbox:` line (for --install-plugin).
+    pub plugin_words: Vec<String>,
     /// `--lock-timeout`, if given.
     pub lock_timeout: Option<Duration>,
     pub paths: Paths,
@@ -693,7 +870,11 @@ impl Config {
         } else {
             vec![]
         };
-        Self::build(
+        let words = match cli.action() {
+            Action::InstallPlugin => plugin_words(args, &cwd)?,
+            _ => vec![],
+        };
+        let mut cfg = Self::build(
             cli,
             &cwd,
             &host_env,
@@ -701,7 +882,9 @@ impl Config {
             sys::egid(),
             Policies { system, user },
             settings,
-        )
+        )?;
+        cfg.plugin_words = words;
+        Ok(cfg)
     }
 
     pub fn build(
@@ -711,7 +894,7 @@ impl Config {
         uid: u32,
         gid: u32,
         policies: Policies,
-        settings: Vec<Setting>,
+        mut settings: Vec<Setting>,
     ) -> Result<Config> {
         let Policies {
             system,
@@ -721,7 +904,15 @@ impl Config {
         let ttl = cli.ttl();
         let keep_warm = cli.keep_warm();
         let lookup = lookup_in(host_env);
-        let paths = Paths::from_env(&lookup, uid)?;
+        // --cache stands for LECTIC_CACHE.
+        let cache_flag = cli.cache.as_ref().map(|c| cwd.join(c).into_os_string());
+        let with_cache = |name: &str| match (name, &cache_flag) {
+            ("LECTIC_CACHE", Some(c)) => Some(c.clone()),
+            _ => lookup(name),
+        };
+        let paths = Paths::from_env(with_cache, uid)?;
+        let mcp = matches!(cli.action(), Action::Doctor | Action::InstallPlugin)
+            .then(|| mcp_sight(host_env, cli.config.is_some(), cache_flag.is_some(), uid));
 
         let action = cli.action();
         // Only these make a container; the management flags mount nothing,
@@ -740,6 +931,7 @@ impl Config {
                 workdir.display()
             )));
         }
+        fill_defaults(&mut settings, &workdir, ttl);
         // Lectic's own default for LECTIC_DATA when it is not set.
         let plugin_dir = cli.install_plugin.as_ref().map(|dir| {
             if let Some(dir) = dir {
@@ -1030,6 +1222,8 @@ impl Config {
             system_policy: system,
             settings,
             verbose: cli.verbose,
+            mcp,
+            plugin_words: vec![],
             paths,
             uid,
             gid,

@@ -190,9 +190,9 @@ pub fn collect_levels(
     Ok((env, sources))
 }
 
-/// Parses `NAME=VALUE` lines; blank lines and `#` comments are skipped, an
-/// `export ` prefix is allowed and one pair of surrounding quotes is removed.
-/// A malformed line is an error naming file and line, never skipped.
+/// Reads an env file in Docker Compose's `.env` format (see
+/// [`parse_env_file`]). A malformed line is an error naming file and line,
+/// never skipped.
 pub fn read_env_file(path: &Path) -> Result<Vec<(String, String)>> {
     // Read through the path as resolved and checked (see Config::build).
     let (_, bytes) =
@@ -207,40 +207,117 @@ pub fn read_env_file(path: &Path) -> Result<Vec<(String, String)>> {
         .map_err(|(line, why)| Error::usage(format!("env file {}:{line}: {why}", path.display())))
 }
 
+/// Docker Compose's `.env` format (docs.docker.com, "Use an environment
+/// file"), without interpolation: `NAME=VALUE` lines, an optional
+/// `export `, blank lines and `#` lines skipped. Unquoted values end at
+/// ` #` (a comment) and are trimmed; `'...'` is literal but for `\'`;
+/// `"..."` knows `\n \r \t \\ \" \$`; quoted values may span lines and
+/// only a comment may follow them. A `$` outside single quotes is refused
+/// (Compose would substitute a host variable; we never do), `$$` is a `$`.
+/// Errors name the line, never its text (it may be a secret).
 fn parse_env_file(text: &str) -> std::result::Result<Vec<(String, String)>, (usize, String)> {
     let mut out = Vec::new();
-    for (i, raw) in text.lines().enumerate() {
-        let line = raw.trim();
-        if line.is_empty() || line.starts_with('#') {
+    let mut lines = text.lines().enumerate();
+    while let Some((i, raw)) = lines.next() {
+        let at = i + 1;
+        let line = raw.trim_start();
+        if line.trim().is_empty() || line.starts_with('#') {
             continue;
         }
         let line = line.strip_prefix("export ").unwrap_or(line).trim_start();
-        let Some((name, value)) = line.split_once('=') else {
-            return Err((i + 1, "expected NAME=VALUE".into()));
+        let Some((name, rest)) = line.split_once('=') else {
+            return Err((at, "expected NAME=VALUE".into()));
         };
-        // Not echoed: a file given by mistake may be a secret.
+        let name = name.trim_end();
         check_name(name).map_err(|_| {
             (
-                i + 1,
+                at,
                 "the part before `=` is not a variable name (letters, digits, _)".to_owned(),
             )
         })?;
-        never(name).map_err(|why| (i + 1, why))?;
+        never(name).map_err(|why| (at, why))?;
+        let rest = rest.trim_start();
+        let value = match rest.chars().next() {
+            Some(q @ ('"' | '\'')) => {
+                // A quoted value may go on over the next lines.
+                let mut body = rest[1..].to_owned();
+                loop {
+                    if let Some((value, after)) = quoted(&body, q).map_err(|why| (at, why))? {
+                        let after = after.trim_start();
+                        if !after.is_empty() && !after.starts_with('#') {
+                            return Err((at, format!("only a comment may follow the closing {q}")));
+                        }
+                        break value;
+                    }
+                    let Some((_, next)) = lines.next() else {
+                        return Err((at, format!("the {q} that opens the value is never closed")));
+                    };
+                    body.push('\n');
+                    body += next;
+                }
+            }
+            _ => {
+                let end = rest
+                    .find(" #")
+                    .or_else(|| rest.find("\t#"))
+                    .unwrap_or(rest.len());
+                dollars(rest[..end].trim_end()).map_err(|why| (at, why))?
+            }
+        };
         if value.contains('\0') {
-            return Err((i + 1, NUL.into()));
+            return Err((at, NUL.into()));
         }
-        out.push((name.to_owned(), unquote(value).to_owned()));
+        out.push((name.to_owned(), value));
     }
     Ok(out)
 }
 
-fn unquote(v: &str) -> &str {
-    for q in ['"', '\''] {
-        if v.len() >= 2 && v.starts_with(q) && v.ends_with(q) {
-            return &v[1..v.len() - 1];
+/// The value of a quoted body up to its closing `q` and what follows it;
+/// None if `body` has no closing quote yet.
+fn quoted(body: &str, q: char) -> std::result::Result<Option<(String, &str)>, String> {
+    let mut value = String::new();
+    let mut chars = body.char_indices();
+    while let Some((i, c)) = chars.next() {
+        match c {
+            c if c == q => {
+                let value = if q == '"' { dollars(&value)? } else { value };
+                return Ok(Some((value, &body[i + 1..])));
+            }
+            '\\' => match (q, chars.next().map(|(_, c)| c)) {
+                ('\'', Some('\'')) => value.push('\''),
+                ('"', Some('n')) => value.push('\n'),
+                ('"', Some('r')) => value.push('\r'),
+                ('"', Some('t')) => value.push('\t'),
+                ('"', Some('\\')) => value.push('\\'),
+                ('"', Some('"')) => value.push('"'),
+                // Kept as `$$`, which `dollars` makes one literal `$`.
+                ('"', Some('$')) => value.push_str("$$"),
+                (_, Some(c)) => {
+                    value.push('\\');
+                    value.push(c);
+                }
+                (_, None) => value.push('\\'),
+            },
+            c => value.push(c),
         }
     }
-    v
+    Ok(None)
+}
+
+/// `$$` is a literal `$`; a lone `$` would be interpolation, which we refuse.
+fn dollars(v: &str) -> std::result::Result<String, String> {
+    let mut out = String::with_capacity(v.len());
+    let mut chars = v.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '$' && chars.next_if_eq(&'$').is_none() {
+            return Err(
+                "a `$` outside single quotes would substitute a variable, which env files here never do; write the value in single quotes or the `$` as `$$`"
+                    .into(),
+            );
+        }
+        out.push(c);
+    }
+    Ok(out)
 }
 
 pub(crate) fn check_name(name: &str) -> std::result::Result<(), String> {
@@ -327,6 +404,49 @@ mod tests {
         assert_eq!(env["EMPTY"], "");
         let env = collect(&host(), &["QUERY".into()], &["QUERY=from-flag".into()], &[]).unwrap();
         assert_eq!(env["QUERY"], "from-flag");
+    }
+
+    #[test]
+    fn env_files_read_like_docker_compose_reads_them() {
+        let text = concat!(
+            "# comment\n",
+            "  \n",
+            "PLAIN=a b  # a comment\n",
+            "HASH=a#b\n",
+            "export SPACED = x\r\n",
+            "SINGLE='lit \\n $HOME \\' # c'\n",
+            "DOUBLE=\"x\\ny\\t\\\"q\\\" \\$ $$ # not a comment\" # a comment\n",
+            "MULTI=\"one\n",
+            "two\"\n",
+            "UNQUOTED_ESC=a\\nb\n",
+            "PRICE=5$$\n",
+            "EMPTY=\n",
+        );
+        let env: BTreeMap<String, String> = parse_env_file(text).unwrap().into_iter().collect();
+        assert_eq!(env["PLAIN"], "a b");
+        assert_eq!(env["HASH"], "a#b");
+        assert_eq!(env["SPACED"], "x");
+        assert_eq!(env["SINGLE"], "lit \\n $HOME ' # c");
+        assert_eq!(env["DOUBLE"], "x\ny\t\"q\" $ $ # not a comment");
+        assert_eq!(env["MULTI"], "one\ntwo");
+        assert_eq!(env["UNQUOTED_ESC"], "a\\nb");
+        assert_eq!(env["PRICE"], "5$");
+        assert_eq!(env["EMPTY"], "");
+        assert_eq!(env.len(), 9);
+    }
+
+    #[test]
+    fn env_file_values_that_compose_would_read_differently_are_refused() {
+        for (text, line, why) in [
+            ("A=1\nB=$HOME\n", 2, "single quotes"),
+            ("A=\"${X}\"", 1, "single quotes"),
+            ("A=\"x\" y\n", 1, "only a comment"),
+            ("A=1\nB='open\nC=2\n", 2, "never closed"),
+        ] {
+            let e = parse_env_file(text).unwrap_err();
+            assert_eq!(e.0, line, "{text:?}");
+            assert!(e.1.contains(why), "{text:?}: {}", e.1);
+        }
     }
 
     #[test]

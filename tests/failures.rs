@@ -279,3 +279,64 @@ fn prune_ends_the_idle_pause_process_of_its_store() {
     assert_eq!(ok(&sb.run(&["echo", "two"])), "two\n");
     ok(&sb.run(&["--prune", "--all"]));
 }
+
+/// The fixture nixpkgs as a nixpkgs that needs Nix 99.0: `lib/minver.nix`
+/// and the same abort real nixpkgs evaluates first.
+fn nixpkgs_needing_nix_99(sb: &Sandbox) -> String {
+    let dir = sb.mkdir("nixpkgs-99");
+    for name in ["lib.nix", "pkgs.nix"] {
+        std::fs::copy(fixture("nixpkgs").join(name), dir.join(name)).unwrap();
+    }
+    sb.write("nixpkgs-99/lib/minver.nix", "\"99.0\"\n");
+    sb.write(
+        "nixpkgs-99/flake.nix",
+        r#"{
+  outputs = { self }:
+    let
+      lib = import ./lib.nix;
+      requiredVersion = import ./lib/minver.nix;
+    in
+    {
+      inherit lib;
+      legacyPackages = lib.genAttrs [ "x86_64-linux" "aarch64-linux" ] (system:
+        if builtins.compareVersions requiredVersion builtins.nixVersion == 1 then
+          abort ''
+            This version of Nixpkgs requires Nix >= ${requiredVersion}, please upgrade:
+          ''
+        else import ./pkgs.nix { inherit system lib; });
+    };
+}
+"#,
+    );
+    format!("path:{}", dir.display())
+}
+
+both_modes!(
+    a_nixpkgs_that_needs_a_newer_nix_is_named_by_doctor_and_by_the_build,
+    |mode| {
+        let sb = Sandbox::new(mode, "fail-minver");
+        let nixpkgs = nixpkgs_needing_nix_99(&sb);
+        let doctor = sb.raw_command(&["--nixpkgs".into(), nixpkgs.clone(), "--doctor".into()]);
+        let o = run_bounded(doctor, None);
+        let text = stdout(&o);
+        assert_eq!(o.status.code(), Some(1), "{text}");
+        let line = text.lines().find(|l| l.contains(" nix: ")).unwrap();
+        assert!(
+            line.starts_with("FAIL") && line.contains("needs 99.0"),
+            "{text}"
+        );
+        let o = run_bounded(
+            sb.raw_command(&["--nixpkgs".into(), nixpkgs, "true".into()]),
+            None,
+        );
+        refused(&o, "needs Nix >= 99.0");
+        assert!(stderr(&o).contains("--nixpkgs REF"), "{}", stderr(&o));
+        // The fixture (no minver.nix) is fine for any Nix with flakes.
+        let text = stdout(&sb.run(&["--doctor"]));
+        let line = text.lines().find(|l| l.contains(" nix: ")).unwrap();
+        assert!(
+            line.starts_with("ok") && line.contains("flakes need"),
+            "{text}"
+        );
+    }
+);

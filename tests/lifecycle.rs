@@ -545,7 +545,7 @@ both_modes!(
 );
 
 both_modes!(
-    gc_removes_stale_records_and_the_images_nothing_uses,
+    gc_removes_stale_records_and_the_images_nothing_uses_and_says_why_it_keeps_the_rest,
     |mode| {
         let sb = Sandbox::private(mode, "gc");
         let c = sb.counting();
@@ -553,7 +553,13 @@ both_modes!(
         let pkgs = pkgs.to_str().unwrap();
         ok(&sb.run(&c.with(&["true"])));
         ok(&sb.run(&c.with(&["--nix-packages-file", pkgs, "true"])));
-        assert_eq!(ok(&sb.run(&["--gc"])), "nothing to collect\n");
+        let text = ok(&sb.run(&["--gc"]));
+        assert!(text.starts_with("nothing to collect\n"), "{text}");
+        assert_eq!(
+            text.matches(": warm container lectic-nix-sandbox-").count(),
+            2,
+            "each kept image names what keeps it: {text}"
+        );
         // The packages file's record goes unused for 40 days, and its container.
         let records = sb.cache.join("nix-sandbox/images");
         let mut newest = None;
@@ -583,6 +589,16 @@ both_modes!(
         ok(&sb.run(&c.with(&["true"])));
         ok(&sb.run(&c.with(&["--nix-packages-file", pkgs, "true"])));
         assert_eq!(count_lines(&c.nix_log, " build "), 3);
+        // Without containers, --gc keeps the recent records' images and
+        // says how to reclaim them; --gc --all does.
+        ok(&sb.run(&["--prune", "--all"]));
+        let text = ok(&sb.run(&["--gc"]));
+        assert_eq!(text.matches("last used today; ").count(), 2, "{text}");
+        let v = json(&sb.run(&["--gc", "--all", "--json"]));
+        assert_eq!(v["images"].as_array().unwrap().len(), 2, "{v}");
+        assert!(v["kept_images"].as_array().unwrap().is_empty(), "{v}");
+        let status = json(&sb.run(&["--status", "--json"]));
+        assert!(status["images"].as_array().unwrap().is_empty(), "{status}");
     }
 );
 

@@ -162,6 +162,42 @@ both_modes!(show_config_says_where_each_value_comes_from, |mode| {
     assert_eq!(line("--tmp-size"), "--tmp-size 1g (default)");
     assert!(text.contains(&format!("Config file: {file}")), "{text}");
     assert!(text.contains("Project roots: any directory"), "{text}");
+    // Every option shows, with the value the call really gets.
+    assert_eq!(line("--keep-warm"), "--keep-warm true (default)");
+    assert_eq!(line("--warm-ttl"), "--warm-ttl 15m (default)");
+    assert!(line("--workdir").contains("(default)"), "{text}");
+    assert!(line("--home").contains("one per configuration"), "{text}");
+    assert!(line("--lock-timeout").contains("1h for builds"), "{text}");
+    assert!(
+        !text.contains("--no-keep-warm"),
+        "one line per setting: {text}"
+    );
+    let v: Value = serde_json::from_str(&ok(&sb.run(&[
+        "--no-keep-warm",
+        "--warm-ttl-seconds",
+        "60",
+        "--env",
+        "TOKEN=ghp_secret",
+        "--show-config",
+        "--json",
+    ])))
+    .unwrap();
+    let option = |o: &str| {
+        v["options"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["option"] == o)
+            .unwrap_or_else(|| panic!("{o} in {v}"))
+            .clone()
+    };
+    assert_eq!(option("--keep-warm")["value"], Value::Bool(false));
+    assert_eq!(option("--keep-warm")["source"], "command line");
+    assert_eq!(option("--allow-net")["value"], Value::Bool(false));
+    assert_eq!(option("--warm-ttl")["value"], "1m");
+    assert_eq!(option("--warm-ttl")["source"], "command line");
+    assert_eq!(option("--pids-limit")["value"], "99");
+    assert!(!v.to_string().contains("ghp_secret"), "{v}");
 });
 
 both_modes!(

@@ -652,16 +652,26 @@ each_path!(a_long_lectic_temp_still_works, |mode| {
     assert_eq!(ok(&sb.run(&["echo", "fine"])), "fine\n");
 });
 
-both_modes!(verbose_says_which_storage_driver_is_used, |mode| {
-    let sb = Sandbox::new(mode, "verbose");
-    let o = sb.run(&["--verbose", "true"]);
-    ok(&o);
-    assert!(
-        stderr(&o).contains("storage driver overlay") || stderr(&o).contains("storage driver vfs"),
-        "{}",
-        stderr(&o)
-    );
-});
+both_modes!(
+    verbose_says_which_storage_driver_and_which_exec_path_is_used,
+    |mode| {
+        let sb = Sandbox::new(mode, "verbose");
+        let o = sb.run(&["--verbose", "true"]);
+        ok(&o);
+        assert!(
+            stderr(&o).contains("storage driver overlay")
+                || stderr(&o).contains("storage driver vfs"),
+            "{}",
+            stderr(&o)
+        );
+        let o = sb.run(&["--verbose", "true"]);
+        ok(&o);
+        assert!(stderr(&o).contains("through its agent"), "{}", stderr(&o));
+        let o = sb.run(&["--verbose", "--exec-via", "podman", "true"]);
+        ok(&o);
+        assert!(stderr(&o).contains("with podman exec"), "{}", stderr(&o));
+    }
+);
 
 #[test]
 fn help_and_version_exit_zero_and_tell_the_truth() {
@@ -768,19 +778,24 @@ fn plugin_install_puts_lectic_yaml_beside_the_binary() {
     assert!(ok(&o).starts_with("lectic-nix-sandbox "));
 }
 
+/// The words of the plugin's `sandbox:` line (none of ours has quotes).
+fn plugin_line(dir: &std::path::Path) -> Vec<String> {
+    let yaml = std::fs::read_to_string(dir.join("lectic.yaml")).unwrap();
+    let v: serde_yaml::Value = serde_yaml::from_str(&yaml).unwrap();
+    let line = v["sandbox"].as_str().unwrap();
+    assert!(!line.contains(['\'', '"']), "{line}");
+    line.split_whitespace().map(str::to_owned).collect()
+}
+
 #[test]
 fn install_plugin_writes_a_lectic_yaml_that_runs_this_binary_and_is_idempotent() {
     let sb = Sandbox::new(Mode::Rootful, "install-plugin");
     let data = sb.dir.join("data");
     sb_install(&sb, &data, "wrote ");
-    let yaml = std::fs::read_to_string(data.join("plugins/nix-sandbox/lectic.yaml")).unwrap();
-    let bin = yaml
-        .lines()
-        .find_map(|l| l.strip_prefix("sandbox: "))
-        .unwrap();
+    let words = plugin_line(&data.join("plugins/nix-sandbox"));
     let o = run_bounded(
         {
-            let mut c = std::process::Command::new(bin);
+            let mut c = std::process::Command::new(&words[0]);
             c.arg("--version");
             c
         },
@@ -801,6 +816,108 @@ fn sb_install(sb: &Sandbox, data: &std::path::Path, says: &str) {
         "{out}"
     );
 }
+
+both_modes!(
+    the_plugin_line_gives_an_mcp_server_the_policy_cache_and_options_of_an_exec_tool,
+    |mode| {
+        let sb = Sandbox::new(mode, "plugin-mcp");
+        let conf = sb.mkdir("conf");
+        sb.write(
+            "conf/nix-sandbox.yaml",
+            "env:\n  FROM_POLICY: policy-seen\n",
+        );
+        let plugin = sb.dir.join("plugin");
+        // As the user runs it, with LECTIC_CONFIG moved and options to keep.
+        let mut cmd = sb.command(&[
+            "--pids-limit",
+            "77",
+            "--install-plugin",
+            plugin.to_str().unwrap(),
+        ]);
+        cmd.env("LECTIC_CONFIG", &conf);
+        let out = ok(&run_bounded(cmd, None));
+        assert!(out.starts_with("wrote "), "{out}");
+        let words = plugin_line(&plugin);
+        let after = |flag: &str| {
+            let i = words
+                .iter()
+                .position(|w| w == flag)
+                .unwrap_or_else(|| panic!("{flag} in {words:?}"));
+            words[i + 1].clone()
+        };
+        assert_eq!(
+            after("--config"),
+            conf.join("nix-sandbox.yaml").display().to_string()
+        );
+        assert_eq!(after("--cache"), sb.cache.display().to_string());
+        assert_eq!(after("--nixpkgs"), nixpkgs_ref());
+        assert_eq!(after("--pids-limit"), "77");
+        // As Lectic starts an MCP server: only its SDK's variables.
+        let mcp = |extra: &[&str]| {
+            let mut cmd = sb.raw_command(&[]);
+            cmd.env_remove("LECTIC_CACHE").env_remove("LECTIC_TEMP");
+            cmd.env("SHELL", "/bin/sh")
+                .env("TERM", "dumb")
+                .env("LOGNAME", "x");
+            let env: Vec<_> = cmd
+                .get_envs()
+                .filter_map(|(k, v)| Some((k.to_owned(), v?.to_owned())))
+                .collect();
+            let mut cmd = match mode {
+                Mode::Rootful => std::process::Command::new(&words[0]),
+                Mode::Rootless => {
+                    let mut c = std::process::Command::new("runuser");
+                    c.args(["-u", ROOTLESS_USER, "--", &words[0]]);
+                    c
+                }
+            };
+            cmd.args(&words[1..])
+                .args(extra)
+                .env_clear()
+                .envs(env)
+                .current_dir(&sb.work)
+                .stdin(std::process::Stdio::null());
+            run_bounded(cmd, None)
+        };
+        assert_eq!(
+            ok(&mcp(&["sh", "-c", "echo $FROM_POLICY"])),
+            "policy-seen\n"
+        );
+        let status = |o: &std::process::Output| {
+            let v: serde_json::Value = serde_json::from_str(&ok(o)).unwrap();
+            let names: Vec<String> = v["warm"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c["name"].to_string())
+                .collect();
+            assert!(!names.is_empty(), "{v}");
+            (v["cache"].clone(), names)
+        };
+        assert_eq!(
+            status(&mcp(&["--status", "--json"])),
+            status(&sb.run(&["--status", "--json"])),
+            "the same cache"
+        );
+        // --doctor names the difference for a line without them.
+        let mut cmd = sb.command(&["--doctor"]);
+        cmd.env("LECTIC_CONFIG", &conf);
+        let text = stdout(&run_bounded(cmd, None));
+        let line = text.lines().find(|l| l.contains("mcp servers:")).unwrap();
+        assert!(
+            line.starts_with("warn") && line.contains("no policy file instead of"),
+            "{text}"
+        );
+        // An option that would act on every call is refused.
+        let o = sb.run(&["--rebuild", "--install-plugin", plugin.to_str().unwrap()]);
+        assert_eq!(o.status.code(), Some(125));
+        assert!(
+            stderr(&o).contains("--rebuild would rebuild"),
+            "{}",
+            stderr(&o)
+        );
+    }
+);
 
 #[test]
 fn completions_and_the_man_page_come_from_the_options_and_work() {

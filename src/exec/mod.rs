@@ -146,15 +146,19 @@ pub async fn run_warm(cfg: &Config, podman: &Podman, warm: &mut Warm) -> Result<
                 verbose!("{why}: podman exec relays it");
                 _open = Some(conn);
             }
-            None => match agent::run(cfg, conn).await? {
-                Some(code) => return Ok(code),
-                None => verbose!(
-                    "the agent of {} is another version's; using podman exec",
-                    warm.name
-                ),
-            },
+            None => {
+                verbose!("running the command in {} through its agent", warm.name);
+                match agent::run(cfg, conn).await? {
+                    Some(code) => return Ok(code),
+                    None => verbose!(
+                        "the agent of {} is another version's; using podman exec",
+                        warm.name
+                    ),
+                }
+            }
         }
     }
+    verbose!("running the command in {} with podman exec", warm.name);
     let call_id = new_call_id();
     if cfg.keep_processes {
         warm.keep_call(&call_id);

@@ -7,6 +7,7 @@ pub mod flake;
 pub mod listing;
 pub mod load;
 pub mod nix;
+pub mod nixpkgs;
 pub mod record;
 
 use std::io::IsTerminal;

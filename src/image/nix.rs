@@ -104,6 +104,20 @@ fn parse_out_path(json: &[u8]) -> Option<String> {
 
 fn build_error(spec: &ImageSpec, installable: &str, log: &str) -> Error {
     let tail = tail_lines(log, 25);
+    if let Some(needed) = super::nixpkgs::required_by_abort(log) {
+        let have = Command::new(&spec.nix_exe)
+            .arg("--version")
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+            .unwrap_or_default();
+        return Error::Nix {
+            message: format!(
+                "the nixpkgs of this build needs Nix >= {needed}, and {} is older; install a newer Nix (https://nixos.org/download), or pass --nixpkgs REF naming a nixpkgs this Nix can evaluate",
+                if have.is_empty() { "this Nix" } else { &have }
+            ),
+            log: tail,
+        };
+    }
     if let Some((file, _)) = &spec.packages_file {
         // Our packages-file loader's own messages: one line, naming the file.
         if let Some(msg) = log

@@ -68,6 +68,7 @@ pub fn run(cfg: &Config) -> i32 {
     }
     checks.push(exec_agent(cfg));
     checks.push(system_policy(cfg));
+    checks.push(mcp_servers(cfg));
     checks.extend(dirs(cfg));
     checks.extend(store(cfg));
     let failed = checks.iter().any(|c| c.level == Level::Fail);
@@ -146,11 +147,13 @@ fn version(text: &str) -> Option<(u32, u32)> {
         })
 }
 
+/// `exe --version` against `min`; `why` says what needs it ("flakes
+/// need"); VERSION in `install` is `min`.
 fn tool_version(
     name: &'static str,
     exe: &str,
     option: &str,
-    min: (u32, u32),
+    (min, why): ((u32, u32), &str),
     install: &str,
 ) -> Check {
     let mut cmd = Command::new(exe);
@@ -163,12 +166,12 @@ fn tool_version(
             format!("{install}, or name it with {option}"),
         ),
         Ok((_, out, _)) => match version(&out) {
-            Some(v) if v >= min => ok(name, out),
+            Some(v) if v >= min => ok(name, format!("{out} ({why} {}.{})", min.0, min.1)),
             _ => bad(
                 name,
                 Level::Fail,
-                format!("{out:?} is older than {}.{}", min.0, min.1),
-                format!("{install} ({}.{} or newer)", min.0, min.1),
+                format!("{out:?} is too old ({why} {}.{})", min.0, min.1),
+                install.replace("VERSION", &format!("{}.{}", min.0, min.1)),
             ),
         },
     }
@@ -179,19 +182,28 @@ fn podman_version(cfg: &Config) -> Check {
         "podman",
         &cfg.podman_exe,
         "--podman-exe",
-        (4, 0),
-        "install podman (e.g. `apt install podman`)",
+        ((4, 0), "the sandbox needs"),
+        "install podman VERSION or newer (e.g. `apt install podman`)",
     )
 }
 
+/// Nix against what flakes and the build's nixpkgs need.
 fn nix_version(cfg: &Config) -> Check {
-    tool_version(
-        "nix",
-        &cfg.image.nix_exe,
-        "--nix-exe",
-        (2, 4),
-        "install Nix (https://nixos.org/download)",
-    )
+    use crate::image::nixpkgs;
+    let spec = &cfg.image;
+    let need = nixpkgs::needs(spec.flake.as_deref(), spec.nixpkgs.as_deref())
+        .filter(|n| n.version > nixpkgs::FLAKES_MIN_NIX);
+    let (min, why) = match &need {
+        Some(n) => (n.version, format!("{} needs", n.why)),
+        None => (nixpkgs::FLAKES_MIN_NIX, "flakes need".into()),
+    };
+    let install = match &spec.nixpkgs {
+        None if need.is_some() => {
+            "install Nix VERSION or newer (https://nixos.org/download), or pass --nixpkgs REF naming a nixpkgs this Nix can evaluate (your registry's `nixpkgs`, say)"
+        }
+        _ => "install Nix VERSION or newer (https://nixos.org/download)",
+    };
+    tool_version("nix", &spec.nix_exe, "--nix-exe", (min, &why), install)
 }
 
 fn nix_store(cfg: &Config) -> Check {
@@ -385,6 +397,42 @@ fn system_policy(cfg: &Config) -> Check {
             format!("none ({} does not exist)", crate::policy::SYSTEM_PATH),
         ),
     }
+}
+
+/// Whether an MCP server's sandbox, which Lectic starts without LECTIC_*
+/// and XDG_*, would read the policy file and use the cache this call does.
+fn mcp_servers(cfg: &Config) -> Check {
+    let sight = cfg.mcp.clone().unwrap_or_default();
+    let shown = |p: &Option<std::path::PathBuf>| {
+        p.as_ref()
+            .map_or("no policy file".to_owned(), |p| p.display().to_string())
+    };
+    let mut differ = Vec::new();
+    if let Some((here, there)) = &sight.config {
+        differ.push(format!("{} instead of {}", shown(there), shown(here)));
+    }
+    if let Some((here, there)) = &sight.cache {
+        differ.push(format!(
+            "the cache {} instead of {}",
+            there.display(),
+            here.display()
+        ));
+    }
+    if differ.is_empty() {
+        return ok(
+            "mcp servers",
+            "their sandbox (no LECTIC_*, no XDG_*) sees the policy file and cache this call does",
+        );
+    }
+    bad(
+        "mcp servers",
+        Level::Warn,
+        format!(
+            "an MCP server's sandbox (Lectic gives it no LECTIC_*, no XDG_*) would use {}",
+            differ.join(" and ")
+        ),
+        "run `lectic-nix-sandbox --install-plugin` again (it names them in the sandbox line), or add --config/--cache to your own sandbox line",
+    )
 }
 
 fn dirs(cfg: &Config) -> Vec<Check> {

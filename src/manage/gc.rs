@@ -1,6 +1,8 @@
 //! `--gc`: prunes like `--prune`, then removes stale image records, images
 //! that no record and no container uses, flake copies of removed records,
-//! and files a killed call left half-written.
+//! and files a killed call left half-written. `--gc --all` counts every
+//! record no container uses as stale, however recent. Each image it keeps
+//! is reported with what keeps it.
 //!
 //! It works only while no build or load runs (it try-locks every image lock
 //! and the load lock, and skips the image part if one is held), so it never
@@ -24,7 +26,7 @@ use super::{human_bytes, items, prune_json, s};
 /// its image).
 const RECORD_MAX_UNUSED: Duration = Duration::from_secs(30 * 86_400);
 
-pub fn run(cfg: &Config, podman: &Podman) -> Result<Value> {
+pub fn run(cfg: &Config, podman: &Podman, all: bool) -> Result<Value> {
     let pruned = prune::prune(cfg, podman, false)?;
     let mut out = json!({ "pruned": prune_json(&pruned) });
     let Some(_locks) = quiet_image_locks(cfg)? else {
@@ -32,7 +34,7 @@ pub fn run(cfg: &Config, podman: &Podman) -> Result<Value> {
         return Ok(out);
     };
     let containers = list::ours(podman)?;
-    let in_container = |image: &str| containers.iter().any(|c| c.image == image);
+    let in_container = |image: &str| containers.iter().find(|c| c.image == image);
 
     let mut records = Vec::new();
     let mut kept = Vec::new();
@@ -40,12 +42,18 @@ pub fn run(cfg: &Config, podman: &Podman) -> Result<Value> {
         let unused = r.used.elapsed().is_ok_and(|age| age > RECORD_MAX_UNUSED);
         let useless = !Path::new(&r.record.store_path).exists()
             && !crate::image::image_exists(podman, &r.record.image)?;
-        if useless || (unused && !in_container(&r.record.image)) {
+        if useless || ((unused || all) && in_container(&r.record.image).is_none()) {
             std::fs::remove_file(&r.path)
                 .map_err(|e| crate::error::Error::io("cannot remove", &r.path, e))?;
             records.push(json!({
                 "image": r.record.image,
-                "why": if useless { "its image and store path are gone" } else { "unused for 30 days" },
+                "why": if useless {
+                    "its image and store path are gone"
+                } else if unused {
+                    "unused for 30 days"
+                } else {
+                    "no container uses it (--all)"
+                },
             }));
         } else {
             kept.push(r);
@@ -53,12 +61,20 @@ pub fn run(cfg: &Config, podman: &Podman) -> Result<Value> {
     }
 
     let mut images = Vec::new();
+    let mut kept_images = Vec::new();
     for i in listing::ours(podman)? {
-        let used = i
-            .tags
-            .iter()
-            .any(|t| in_container(t) || kept.iter().any(|r| &r.record.image == t));
-        if used {
+        let container = i.tags.iter().find_map(|t| in_container(t));
+        let record = kept.iter().find(|r| i.tags.contains(&r.record.image));
+        let why = match (container, record) {
+            (Some(c), _) => Some(format!("warm container {} uses it", c.name)),
+            (None, Some(r)) => Some(format!(
+                "last used {}; --gc removes it after 30 days unused, --gc --all now",
+                last_used(r.used)
+            )),
+            (None, None) => None,
+        };
+        if let Some(why) = why {
+            kept_images.push(json!({"tags": i.tags, "size_bytes": i.size, "why": why}));
             continue;
         }
         // Podman refuses while a container uses it; that is fine.
@@ -95,6 +111,7 @@ pub fn run(cfg: &Config, podman: &Podman) -> Result<Value> {
     }
     out["records"] = json!(records);
     out["images"] = json!(images);
+    out["kept_images"] = json!(kept_images);
     out["files"] = json!(files);
     Ok(out)
 }
@@ -115,6 +132,16 @@ fn quiet_image_locks(cfg: &Config) -> Result<Option<Vec<Lock>>> {
         }
     }
     Ok(Some(held))
+}
+
+/// When `used` was, to the day (records are touched once a day).
+fn last_used(used: std::time::SystemTime) -> String {
+    let days = used.elapsed().map_or(0, |d| d.as_secs() / 86_400);
+    match days {
+        0 => "today".into(),
+        1 => "1 day ago".into(),
+        n => format!("{n} days ago"),
+    }
 }
 
 fn children(dir: &Path) -> Vec<PathBuf> {
@@ -139,11 +166,7 @@ pub fn render(v: &Value) -> String {
     for i in items(v, "images") {
         let size = i["size_bytes"].as_u64().unwrap_or(0);
         freed += size;
-        let tag = items(i, "tags")
-            .first()
-            .and_then(Value::as_str)
-            .unwrap_or("?");
-        out += &format!("removed image {tag} ({})\n", human_bytes(size));
+        out += &format!("removed image {} ({})\n", first_tag(i), human_bytes(size));
     }
     for f in items(v, "files") {
         out += &format!("removed {}\n", f.as_str().unwrap_or_default());
@@ -153,5 +176,20 @@ pub fn render(v: &Value) -> String {
     } else if freed > 0 {
         out += &format!("freed {} of images\n", human_bytes(freed));
     }
+    for i in items(v, "kept_images") {
+        out += &format!(
+            "kept image {} ({}): {}\n",
+            first_tag(i),
+            human_bytes(i["size_bytes"].as_u64().unwrap_or(0)),
+            s(i, "why")
+        );
+    }
     out
+}
+
+fn first_tag(image: &Value) -> &str {
+    items(image, "tags")
+        .first()
+        .and_then(Value::as_str)
+        .unwrap_or("?")
 }

@@ -34,7 +34,7 @@ pub fn run(cfg: &Config) -> Result<i32> {
             prune_json(&prune::prune(cfg, &Podman::open(cfg)?, all)?),
             render_prune,
         ),
-        Action::Gc => (gc::run(cfg, &Podman::open(cfg)?)?, gc::render),
+        Action::Gc { all } => (gc::run(cfg, &Podman::open(cfg)?, all)?, gc::render),
         Action::Prepare { start } => (prepare(cfg, &Podman::open(cfg)?, start)?, render_prepare),
         Action::InstallPlugin => (plugin::install(cfg)?, plugin::render),
     };
@@ -149,10 +149,21 @@ fn render_show_config(v: &Value) -> String {
     };
     out += "Options:\n";
     for o in items(v, "options") {
+        let value = match &o["value"] {
+            Value::Null => "none".to_owned(),
+            Value::String(s) => s.clone(),
+            Value::Array(a) if a.is_empty() => "none".to_owned(),
+            Value::Array(a) => a
+                .iter()
+                .filter_map(Value::as_str)
+                .collect::<Vec<_>>()
+                .join(" "),
+            other => other.to_string(),
+        };
         out += &format!(
             "  {:<22} {:<24} ({})\n",
             s(o, "option"),
-            s(o, "value"),
+            value,
             s(o, "source")
         );
     }
