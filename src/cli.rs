@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{ArgGroup, Parser, ValueEnum};
+use clap::{ArgGroup, Parser, ValueEnum, ValueHint};
 
 pub const DEFAULT_TTL: Duration = Duration::from_secs(900);
 pub const DEFAULT_PIDS_LIMIT: u64 = 1024;
@@ -42,19 +42,19 @@ short run dir (/tmp/lns-<uid>/..., see --doctor). An administrator's system poli
 )]
 pub struct Cli {
     /// Directory mounted read-write at the same path and used as the cwd [default: current directory]
-    #[arg(short = 'd', long, value_name = "DIR")]
+    #[arg(short = 'd', long, value_name = "DIR", value_hint = ValueHint::DirPath)]
     pub workdir: Option<PathBuf>,
 
     /// Mount HOST at TARGET (default: the same path); append :ro for read-only. Repeatable
-    #[arg(short = 'v', long = "volume", value_name = "HOST[:TARGET][:ro]")]
+    #[arg(short = 'v', long = "volume", value_name = "HOST[:TARGET][:ro]", value_hint = ValueHint::AnyPath)]
     pub volumes: Vec<String>,
 
     /// Mount DIR (created if missing) at /persist
-    #[arg(short = 'p', long, value_name = "DIR")]
+    #[arg(short = 'p', long, value_name = "DIR", value_hint = ValueHint::DirPath)]
     pub persist: Option<PathBuf>,
 
     /// Host directory used as HOME (/home/sandbox) [default: one per configuration, under the cache]
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", value_hint = ValueHint::DirPath)]
     pub home: Option<PathBuf>,
 
     /// Give the container network access (default: no network at all)
@@ -82,7 +82,7 @@ pub struct Cli {
     pub warm_ttl: Option<Duration>,
 
     /// Nix file with extra packages: a list, { packages = [...]; }, or a function of { pkgs, callPackage }
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", value_hint = ValueHint::FilePath)]
     pub nix_packages_file: Option<PathBuf>,
 
     /// Use this flake's `containerImage` output instead of the built-in flake
@@ -106,15 +106,15 @@ pub struct Cli {
     pub pass_env: Vec<String>,
 
     /// Read NAME=VALUE lines from FILE into the container's environment. Repeatable
-    #[arg(long = "env-file", value_name = "FILE")]
+    #[arg(long = "env-file", value_name = "FILE", value_hint = ValueHint::FilePath)]
     pub env_files: Vec<PathBuf>,
 
     /// The nix executable
-    #[arg(long, value_name = "PATH", default_value = "nix")]
+    #[arg(long, value_name = "PATH", default_value = "nix", value_hint = ValueHint::ExecutablePath)]
     pub nix_exe: String,
 
     /// The podman executable
-    #[arg(long, value_name = "PATH", default_value = "podman")]
+    #[arg(long, value_name = "PATH", default_value = "podman", value_hint = ValueHint::ExecutablePath)]
     pub podman_exe: String,
 
     /// Extra arguments for `nix build`, split like a shell would. Repeatable
@@ -174,11 +174,11 @@ pub struct Cli {
     pub dev_shell: Option<String>,
 
     /// Your options and policy from FILE [default: $LECTIC_CONFIG/nix-sandbox.yaml, if it exists]; the system policy still applies
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", value_hint = ValueHint::FilePath)]
     pub config: Option<PathBuf>,
 
     /// Lectic's cache dir: state lives in DIR/nix-sandbox [default: $LECTIC_CACHE, else $XDG_CACHE_HOME/lectic, else ~/.cache/lectic]
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", value_hint = ValueHint::DirPath)]
     pub cache: Option<PathBuf>,
 
     /// Say on stderr what the sandbox does (storage driver, build, container)
@@ -226,7 +226,7 @@ pub struct Cli {
     pub show_config: bool,
 
     /// Instead of a command: write the Lectic plugin (a lectic.yaml whose `sandbox:` is this binary with the other options given here, plus --config and --cache where an MCP server would not find them) into DIR [default: $LECTIC_DATA/plugins/nix-sandbox]
-    #[arg(long, value_name = "DIR", num_args = 0..=1, help_heading = MANAGEMENT)]
+    #[arg(long, value_name = "DIR", num_args = 0..=1, help_heading = MANAGEMENT, value_hint = ValueHint::DirPath)]
     pub install_plugin: Option<Option<PathBuf>>,
 
     /// Instead of a command: print the completion script for SHELL
@@ -242,7 +242,7 @@ pub struct Cli {
     pub json: bool,
 
     /// The command to run and its arguments
-    #[arg(value_name = "COMMAND", required_unless_present = "action", num_args = 1..)]
+    #[arg(value_name = "COMMAND", required_unless_present = "action", num_args = 1.., value_hint = ValueHint::CommandWithArguments)]
     pub command: Vec<String>,
 }
 

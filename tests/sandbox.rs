@@ -919,42 +919,136 @@ both_modes!(
     }
 );
 
+/// What `shell` offers when `line` is typed and TAB pressed, in `dir`
+/// (with a directory "dir with space" in it), one candidate per line.
+fn complete_in(
+    shell: &str,
+    scripts: &std::path::Path,
+    dir: &std::path::Path,
+    line: &str,
+) -> String {
+    let mut cmd = match shell {
+        "bash" => {
+            // As bash calls it: the words, the cursor at the end.
+            let words: Vec<String> = line.split(' ').map(|w| format!("'{w}'")).collect();
+            let mut c = std::process::Command::new("bash");
+            c.arg("-c").arg(format!(
+                "source /usr/share/bash-completion/bash_completion; source {}/lectic-nix-sandbox.bash; \
+                 COMP_LINE='{line}'; COMP_POINT=${{#COMP_LINE}}; COMP_WORDS=({}); COMP_CWORD={}; \
+                 _lectic_nix_sandbox; printf '%s\\n' \"${{COMPREPLY[@]}}\"",
+                scripts.display(),
+                words.join(" "),
+                words.len() - 1
+            ));
+            c
+        }
+        "zsh" => {
+            let mut c = std::process::Command::new("zsh");
+            c.arg(fixture("completion/capture.zsh"))
+                .arg(scripts)
+                .arg(line);
+            c
+        }
+        _ => {
+            let mut c = std::process::Command::new("fish");
+            c.arg("-c").arg(format!(
+                "source {}/lectic-nix-sandbox.fish; complete -C '{line}'",
+                scripts.display()
+            ));
+            c
+        }
+    };
+    cmd.current_dir(dir).env("HOME", dir).stdin(Stdio::null());
+    let o = run_bounded(cmd, None);
+    assert!(o.status.success(), "{shell} {line:?}: {}", stderr(&o));
+    stdout(&o)
+}
+
 #[test]
-fn completions_and_the_man_page_come_from_the_options_and_work() {
+fn completions_work_in_bash_zsh_and_fish_and_hand_the_command_over() {
     let sb = Sandbox::new(Mode::Rootful, "completions");
-    let generated = |args: &[&str]| ok(&sb.run(args));
-    // bash: the real shell completes --exec-via's values and the options.
-    let script = sb.dir.join("completion.bash");
-    std::fs::write(&script, generated(&["--completions", "bash"])).unwrap();
-    let probe = format!(
-        "source {}; COMP_WORDS=(lectic-nix-sandbox --exec-via ''); COMP_CWORD=2; _lectic_nix_sandbox; echo ${{COMPREPLY[@]}}; \
-         COMP_WORDS=(lectic-nix-sandbox --nix-dev); COMP_CWORD=1; _lectic_nix_sandbox; echo ${{COMPREPLY[@]}}",
-        script.display()
-    );
-    let o = std::process::Command::new("bash")
-        .args(["-c", &probe])
-        .output()
-        .unwrap();
-    assert_eq!(
-        stdout(&o),
-        "agent podman\n--nix-develop\n",
-        "{}",
-        stderr(&o)
-    );
-    assert!(generated(&["--completions", "zsh"]).starts_with("#compdef lectic-nix-sandbox"));
-    assert!(
-        generated(&["--completions", "fish"])
-            .contains("complete -c lectic-nix-sandbox -l exec-via -x -a 'agent podman'")
-    );
-    // The man page renders without a single groff warning.
+    let scripts = sb.mkdir("scripts");
+    for (shell, file) in [
+        ("bash", "lectic-nix-sandbox.bash"),
+        ("zsh", "_lectic-nix-sandbox"),
+        ("fish", "lectic-nix-sandbox.fish"),
+    ] {
+        std::fs::write(scripts.join(file), ok(&sb.run(&["--completions", shell]))).unwrap();
+    }
+    let dir = sb.mkdir("cwd");
+    sb.mkdir("cwd/dir with space");
+    for shell in ["bash", "zsh", "fish"] {
+        let offers = |line: &str| -> Vec<String> {
+            complete_in(shell, &scripts, &dir, line)
+                .lines()
+                // fish adds a tab and a description.
+                .map(|l| l.split('\t').next().unwrap().to_owned())
+                .collect()
+        };
+        let has = |line: &str, want: &str| {
+            let got = offers(line);
+            assert!(
+                got.iter().any(|g| g == want),
+                "{shell}: {line:?} offers {want:?}: {got:?}"
+            );
+        };
+        has("lectic-nix-sandbox --he", "--help");
+        has("lectic-nix-sandbox --vers", "--version");
+        has("lectic-nix-sandbox --exec-via ", "podman");
+        // A directory with a space is one candidate (bash and fish add the /;
+        // zsh adds it as a suffix of its own).
+        has(
+            "lectic-nix-sandbox --workdir di",
+            if shell == "zsh" {
+                "dir with space"
+            } else {
+                "dir with space/"
+            },
+        );
+        // The command word: command names; after it, that command's own
+        // completion and none of our options.
+        has("lectic-nix-sandbox --allow-net bas", "bash");
+        has("lectic-nix-sandbox -- bas", "bash");
+        has("lectic-nix-sandbox --allow-net ls --al", "--all");
+        let after = offers("lectic-nix-sandbox ls --wo");
+        assert!(
+            !after.iter().any(|o| o == "--workdir"),
+            "{shell}: {after:?}"
+        );
+    }
+    // Descriptions are whole, not cut at the first period.
+    let desc = complete_in("fish", &scripts, &dir, "lectic-nix-sandbox --exec-v");
+    assert!(desc.contains("Without a static binary"), "{desc}");
+    let zsh = std::fs::read_to_string(scripts.join("_lectic-nix-sandbox")).unwrap();
+    assert!(zsh.contains("Without a static binary"), "{zsh}");
+}
+
+#[test]
+fn the_man_page_renders_cleanly_with_environment_and_files() {
+    let sb = Sandbox::new(Mode::Rootful, "man");
     let page = sb.dir.join("lectic-nix-sandbox.1");
-    std::fs::write(&page, generated(&["--man"])).unwrap();
+    std::fs::write(&page, ok(&sb.run(&["--man"]))).unwrap();
     let o = std::process::Command::new("groff")
         .args(["-man", "-Tutf8", "-ww", "-z"])
         .arg(&page)
         .output()
         .unwrap();
     assert!(o.status.success() && o.stderr.is_empty(), "{}", stderr(&o));
+    let o = std::process::Command::new("groff")
+        .args(["-man", "-Tascii", "-P-cbou"])
+        .arg(&page)
+        .output()
+        .unwrap();
+    let text = stdout(&o);
+    for section in [
+        "ENVIRONMENT",
+        "FILES",
+        "EXIT STATUS",
+        "LECTIC_CACHE",
+        "Possible values",
+    ] {
+        assert!(text.contains(section), "{section} in {text}");
+    }
 }
 
 each_path!(parallel_cold_calls_build_load_and_create_once, |mode| {

@@ -1,44 +1,46 @@
-//! `--completions SHELL` and `--man`: shell completions and a man page,
-//! generated from the clap definitions (so they cannot drift from
-//! `--help`). No clap_complete/clap_mangen: what we need of them is small.
+//! `--completions SHELL` and `--man`, generated from the clap definitions
+//! (so they cannot drift from `--help`): zsh and fish by clap_complete, the
+//! man page by clap_mangen plus our ENVIRONMENT, FILES and EXIT STATUS.
+//!
+//! What clap_complete cannot say is ours: from the first non-option word
+//! (or after `--`) on, the words are the command's, completed as `sudo`
+//! and `env` do (command names, then that command's own completion). bash
+//! is ours whole: clap_complete's splits file names at spaces.
 
-use clap::{Arg, Command, CommandFactory};
+use clap::{Arg, Command, CommandFactory, ValueHint};
 
 use crate::cli::{Cli, Shell};
 
-/// What an option's value is, as completion sees it.
+/// What an option's value is, as bash completion sees it.
 enum Value {
     None,
     Dir,
     File,
+    Program,
     Choice(Vec<String>),
     Other,
 }
 
 struct Opt {
-    long: String,
-    short: Option<char>,
-    aliases: Vec<String>,
-    help: String,
+    flags: Vec<String>,
     value: Value,
 }
 
+/// Every option, --help and --version included.
 fn options(cmd: &Command) -> Vec<Opt> {
     cmd.get_arguments()
-        .filter(|a| !a.is_hide_set())
-        .filter_map(|a| {
-            Some(Opt {
-                long: a.get_long()?.to_owned(),
-                short: a.get_short(),
-                aliases: a
-                    .get_visible_aliases()
-                    .unwrap_or_default()
-                    .iter()
-                    .map(|s| s.to_string())
-                    .collect(),
-                help: first_sentence(a),
+        .filter(|a| !a.is_hide_set() && !a.is_positional())
+        .map(|a| {
+            let mut flags: Vec<String> =
+                a.get_long().map(|l| format!("--{l}")).into_iter().collect();
+            if let Some(aliases) = a.get_visible_aliases() {
+                flags.extend(aliases.iter().map(|s| format!("--{s}")));
+            }
+            flags.extend(a.get_short().map(|s| format!("-{s}")));
+            Opt {
+                flags,
                 value: value_of(a),
-            })
+            }
         })
         .collect()
 }
@@ -55,60 +57,55 @@ fn value_of(a: &Arg) -> Value {
     if !choices.is_empty() {
         return Value::Choice(choices);
     }
-    let name = a
-        .get_value_names()
-        .and_then(|n| n.first())
-        .map(|n| n.to_string())
-        .unwrap_or_default();
-    match name.as_str() {
-        "DIR" => Value::Dir,
-        "FILE" | "PATH" => Value::File,
-        n if n.starts_with("HOST") => Value::File,
+    match a.get_value_hint() {
+        ValueHint::DirPath => Value::Dir,
+        ValueHint::FilePath | ValueHint::AnyPath => Value::File,
+        ValueHint::ExecutablePath => Value::Program,
         _ => Value::Other,
     }
 }
 
-fn first_sentence(a: &Arg) -> String {
-    let help = a.get_help().map(|h| h.to_string()).unwrap_or_default();
-    let line = help.lines().next().unwrap_or_default();
-    let end = line.find(". ").map_or(line.len(), |i| i + 1);
-    line[..end].trim_end_matches('.').to_owned()
-}
-
 /// The completion script for `shell`.
 pub fn completions(shell: Shell) -> String {
-    let cmd = Cli::command();
+    let mut cmd = Cli::command();
+    cmd.build();
     let name = cmd.get_name().to_owned();
-    let opts = options(&cmd);
     match shell {
-        Shell::Bash => bash(&name, &opts),
-        Shell::Zsh => zsh(&name, &opts),
-        Shell::Fish => fish(&name, &opts),
+        Shell::Bash => bash(&name, &options(&cmd)),
+        Shell::Zsh => zsh(&name, &generated(clap_complete::Shell::Zsh)),
+        Shell::Fish => fish(
+            &name,
+            &options(&cmd),
+            &generated(clap_complete::Shell::Fish),
+        ),
     }
 }
 
-fn flags(o: &Opt) -> Vec<String> {
-    let mut f = vec![format!("--{}", o.long)];
-    f.extend(o.aliases.iter().map(|a| format!("--{a}")));
-    f.extend(o.short.map(|s| format!("-{s}")));
-    f
+fn generated(shell: clap_complete::Shell) -> String {
+    let mut cmd = Cli::command();
+    let name = cmd.get_name().to_owned();
+    let mut out = Vec::new();
+    clap_complete::generate(shell, &mut cmd, name, &mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The flags of `opts` whose value is `pred`, joined by `sep`.
+fn flags_where(opts: &[Opt], pred: impl Fn(&Value) -> bool, sep: &str) -> String {
+    opts.iter()
+        .filter(|o| pred(&o.value))
+        .flat_map(|o| o.flags.iter().cloned())
+        .collect::<Vec<_>>()
+        .join(sep)
 }
 
 fn bash(name: &str, opts: &[Opt]) -> String {
-    let all: Vec<String> = opts.iter().flat_map(flags).collect();
-    let with = |pred: fn(&Value) -> bool| -> String {
-        opts.iter()
-            .filter(|o| pred(&o.value))
-            .flat_map(flags)
-            .collect::<Vec<_>>()
-            .join("|")
-    };
+    let all = flags_where(opts, |_| true, " ");
     let mut cases = String::new();
     for o in opts {
         if let Value::Choice(c) = &o.value {
             cases += &format!(
-                "    {}) COMPREPLY=($(compgen -W '{}' -- \"$cur\")); return;;\n",
-                flags(o).join("|"),
+                "        {}) _lns_reply -W '{}';;\n",
+                o.flags.join("|"),
                 c.join(" ")
             );
         }
@@ -116,159 +113,258 @@ fn bash(name: &str, opts: &[Opt]) -> String {
     let func = format!("_{}", name.replace('-', "_"));
     format!(
         r#"# bash completion for {name}, generated by `{name} --completions bash`.
+# One candidate per line, so names with spaces stay whole; directories end in /.
+_lns_reply() {{
+    local w
+    COMPREPLY=()
+    while IFS= read -r w; do
+        [[ $1 != -W && -d $w ]] && w+=/
+        COMPREPLY+=("$w")
+    done < <(compgen "$@" -- "$cur")
+    compopt -o filenames 2>/dev/null
+    [[ ${{#COMPREPLY[@]}} == 1 && ${{COMPREPLY[0]}} == */ ]] && compopt -o nospace 2>/dev/null
+    return 0
+}}
 {func}() {{
-    local cur=${{COMP_WORDS[COMP_CWORD]}} prev=${{COMP_WORDS[COMP_CWORD-1]}} i w
-    # Once the command word is there, the rest belongs to the command.
+    local cur=${{COMP_WORDS[COMP_CWORD]}} prev=${{COMP_WORDS[COMP_CWORD-1]}} i
+    # i: where the command starts; past the cursor when cur is prev's value.
     for ((i = 1; i < COMP_CWORD; i++)); do
-        w=${{COMP_WORDS[i]}}
-        case $w in
-            --) COMPREPLY=($(compgen -c -f -- "$cur")); return;;
+        case ${{COMP_WORDS[i]}} in
+            --) ((i++)); break;;
             {takes}) ((i++));;
             -*) ;;
-            *) COMPREPLY=($(compgen -f -- "$cur")); return;;
+            *) break;;
         esac
     done
-    case $prev in
-{cases}        {dirs}) COMPREPLY=($(compgen -d -- "$cur")); return;;
-        {files}) COMPREPLY=($(compgen -f -- "$cur")); return;;
-        {other}) return;;
-    esac
-    if [[ $cur == -* ]]; then
-        COMPREPLY=($(compgen -W '{all}' -- "$cur"))
-    else
-        COMPREPLY=($(compgen -c -- "$cur"))
+    if ((i < COMP_CWORD)); then
+        # The rest is the command's: hand over as sudo does.
+        if declare -F _command_offset >/dev/null; then
+            _command_offset "$i"
+        else
+            _lns_reply -f
+        fi
+        return
     fi
+    if ((i == COMP_CWORD)); then
+        if [[ $cur == -* && $prev != -- ]]; then
+            _lns_reply -W '{all}'
+        else
+            _lns_reply -c
+        fi
+        return
+    fi
+    case $prev in
+{cases}        {dirs}) _lns_reply -d;;
+        {files}) _lns_reply -f;;
+        {programs}) _lns_reply -c;;
+    esac
 }}
 complete -F {func} {name}
 "#,
-        takes = with(|v| !matches!(v, Value::None)),
-        dirs = with(|v| matches!(v, Value::Dir)),
-        files = with(|v| matches!(v, Value::File)),
-        other = with(|v| matches!(v, Value::Other)),
-        all = all.join(" "),
+        takes = flags_where(opts, |v| !matches!(v, Value::None), "|"),
+        dirs = flags_where(opts, |v| matches!(v, Value::Dir), "|"),
+        files = flags_where(opts, |v| matches!(v, Value::File), "|"),
+        programs = flags_where(opts, |v| matches!(v, Value::Program), "|"),
     )
 }
 
-fn zsh(name: &str, opts: &[Opt]) -> String {
-    let esc = |s: &str| {
-        s.replace('\'', "'\\''")
-            .replace('[', "(")
-            .replace(']', ")")
-            .replace(':', " ")
-    };
-    let mut specs = Vec::new();
-    for o in opts {
-        let action = match &o.value {
-            Value::None => String::new(),
-            Value::Dir => ":DIR:_files -/".into(),
-            Value::File => ":FILE:_files".into(),
-            Value::Choice(c) => format!(":VALUE:({})", c.join(" ")),
-            Value::Other => ":VALUE: ".into(),
-        };
-        let eq = if matches!(o.value, Value::None) {
-            ""
+/// clap_complete's script, with options completed only before the
+/// command word, and the command's words as `_sudo` completes them (a
+/// command name, then that command's own completion; `--` included).
+fn zsh(name: &str, script: &str) -> String {
+    // `#compdef` stays the first line.
+    let mut lines = script.lines();
+    let compdef = lines.next().unwrap_or_default();
+    let mut out = format!(
+        "{compdef}\n# zsh completion for {name}, generated by `{name} --completions zsh`.\n"
+    );
+    for line in lines {
+        let line = if line.starts_with("'*::command") {
+            "'(-)1:command:_command_names -e' '*::arguments:_normal' \\".to_owned()
+        } else if line.trim_start().starts_with("_arguments_options=(") {
+            line.replace(')', " -A '-*')")
         } else {
-            "="
+            line.to_owned()
         };
-        for f in flags(o) {
-            specs.push(format!("'{f}{eq}[{}]{action}'", esc(&o.help)));
-        }
+        out += &line;
+        out.push('\n');
     }
-    format!(
-        "#compdef {name}\n# zsh completion for {name}, generated by `{name} --completions zsh`.\n_arguments -s -S \\\n  {} \\\n  '*::command:_normal'\n",
-        specs.join(" \\\n  ")
-    )
+    debug_assert!(
+        out.contains("_normal") && out.contains("-A '-*'"),
+        "clap_complete's zsh output changed"
+    );
+    out
 }
 
-fn fish(name: &str, opts: &[Opt]) -> String {
-    let mut out =
-        format!("# fish completion for {name}, generated by `{name} --completions fish`.\n");
-    for o in opts {
-        let mut line = format!("complete -c {name} -l {}", o.long);
-        if let Some(s) = o.short {
-            line += &format!(" -s {s}");
+/// clap_complete's script, its options offered only before the command
+/// word, then the command's own completion.
+fn fish(name: &str, opts: &[Opt], script: &str) -> String {
+    let f = name.replace('-', "_");
+    let prefix = format!("complete -c {name} ");
+    let mut out = format!(
+        r#"# fish completion for {name}, generated by `{name} --completions fish`.
+# Where the command starts among the words before the cursor, if it has.
+function __{f}_command_at
+    set -l words (commandline -opc)
+    set -e words[1]
+    set -l i 1
+    while test $i -le (count $words)
+        switch $words[$i]
+            case --
+                math $i + 1
+                return 0
+            case {takes}
+                set i (math $i + 1)
+            case '-*'
+            case '*'
+                echo $i
+                return 0
+        end
+        set i (math $i + 1)
+    end
+    return 1
+end
+function __{f}_in_command
+    __{f}_command_at >/dev/null
+end
+# The command's own completion, as for sudo.
+function __{f}_complete_command
+    set -l at (__{f}_command_at)
+    set -l words (commandline -opc)
+    set -e words[1]
+    set -l before
+    if test $at -le (count $words)
+        set before (string escape -- $words[$at..-1])
+    end
+    complete -C (string join -- ' ' $before (commandline -ct))
+end
+complete -c {name} -n __{f}_in_command -f -a '(__{f}_complete_command)'
+complete -c {name} -n 'not __{f}_in_command' -f -a '(__fish_complete_command)'
+"#,
+        takes = flags_where(opts, |v| !matches!(v, Value::None), " "),
+    );
+    // Lines that go on a value list of the line before start otherwise.
+    for line in script.lines() {
+        match line.strip_prefix(&prefix) {
+            Some(rest) => out += &format!("{prefix}-n 'not __{f}_in_command' {rest}\n"),
+            None => out += &format!("{line}\n"),
         }
-        line += match &o.value {
-            Value::None => "",
-            Value::Dir | Value::File => " -r -F",
-            Value::Choice(_) | Value::Other => " -x",
-        };
-        if let Value::Choice(c) = &o.value {
-            line += &format!(" -a '{}'", c.join(" "));
-        }
-        line += &format!(" -d '{}'\n", o.help.replace('\'', "\\'"));
-        out += &line;
     }
     out
 }
 
-/// The man page, in roff.
+/// The man page, in roff: clap_mangen's sections, then ours.
 pub fn man() -> String {
     let cmd = Cli::command();
-    let name = cmd.get_name().to_owned();
+    let man = clap_mangen::Man::new(cmd.clone());
+    let mut out = Vec::new();
+    let rendered = man
+        .render_title(&mut out)
+        .and_then(|()| man.render_name_section(&mut out))
+        .and_then(|()| man.render_synopsis_section(&mut out))
+        .and_then(|()| man.render_description_section(&mut out))
+        .and_then(|()| man.render_options_section(&mut out));
+    debug_assert!(rendered.is_ok(), "writing to a Vec cannot fail");
+    let mut page = String::from_utf8_lossy(&out).into_owned();
+    page += &section(
+        "EXIT STATUS",
+        &[(
+            "",
+            &cmd.get_after_help()
+                .map(|a| a.to_string())
+                .unwrap_or_default(),
+        )],
+    );
+    page += &section("ENVIRONMENT", ENVIRONMENT);
+    page += &section("FILES", FILES);
+    page += ".SH \"SEE ALSO\"\n\\fBpodman\\fR(1), \\fBnix\\fR(1), \\fBlectic\\fR(1)\n";
+    page += &format!(".SH VERSION\nv{}\n", cmd.get_version().unwrap_or_default());
+    page
+}
+
+/// The variables we read (see config.rs, store.rs, develop.rs, env.rs).
+const ENVIRONMENT: &[(&str, &str)] = &[
+    (
+        "LECTIC_CACHE",
+        "Lectic's cache dir; state lives in $LECTIC_CACHE/nix-sandbox. Else $XDG_CACHE_HOME/lectic, else ~/.cache/lectic. --cache overrides it.",
+    ),
+    (
+        "LECTIC_CONFIG",
+        "Where the user's policy file nix-sandbox.yaml is looked for. Else $XDG_CONFIG_HOME/lectic, else ~/.config/lectic. --config overrides it.",
+    ),
+    (
+        "LECTIC_DATA",
+        "Where --install-plugin writes plugins/nix-sandbox by default. Else $XDG_DATA_HOME/lectic, else ~/.local/share/lectic.",
+    ),
+    (
+        "XDG_CACHE_HOME, XDG_CONFIG_HOME, XDG_DATA_HOME",
+        "Fallbacks for the three above.",
+    ),
+    (
+        "HOME",
+        "The last fallback for the dirs above, and ~ in the policy file's options (roots take ~ from the user database).",
+    ),
+    (
+        "XDG_RUNTIME_DIR",
+        "A place for the short run dir when /tmp/lns-UID cannot be used.",
+    ),
+    (
+        "PATH",
+        "Finds podman and nix (unless --podman-exe/--nix-exe name them); under a system policy only root's directories are searched.",
+    ),
+    (
+        "NIX_REMOTE, NIX_CONFIG, NIX_DAEMON_SOCKET_PATH",
+        "Passed to nix; --nix-develop mounts the daemon socket they name.",
+    ),
+    (
+        "LECTIC_*, TERM, LANG, LC_*, TZ, NO_COLOR",
+        "Passed into the container; other variables only through --pass-env, --env or --env-file. SSH_AUTH_SOCK, DISPLAY, DOCKER_HOST and the like never are.",
+    ),
+    (
+        "LECTIC_SANDBOX_CALL",
+        "Set inside the container to the call's id; cannot be overridden.",
+    ),
+];
+
+const FILES: &[(&str, &str)] = &[
+    (
+        crate::policy::SYSTEM_PATH,
+        "The system policy: root's, always read, never loosened by an option.",
+    ),
+    (
+        "$LECTIC_CONFIG/nix-sandbox.yaml",
+        "The user's options and policy (project roots, env, env_files).",
+    ),
+    (
+        "$LECTIC_CACHE/nix-sandbox/",
+        "Private state (0700): Podman's store, image records, warm homes, locks.",
+    ),
+    (
+        "/tmp/lns-UID/",
+        "Short run dirs for Podman's runroot; a choice elsewhere is recorded in the cache.",
+    ),
+    (
+        "$LECTIC_DATA/plugins/nix-sandbox/lectic.yaml",
+        "The Lectic plugin --install-plugin writes.",
+    ),
+];
+
+/// A roff section of tagged paragraphs (none when the tag is empty).
+fn section(title: &str, items: &[(&str, &str)]) -> String {
     let esc = |s: &str| {
-        s.replace('\\', "\\\\")
+        s.replace('\\', "\\e")
             .replace('-', "\\-")
             .replace("\n.", "\n\\&.")
             .replace("\n'", "\n\\&'")
     };
-    let version = cmd.get_version().unwrap_or_default();
-    let mut out = format!(
-        ".TH {} 1 \"\" \"{name} {version}\" \"User Commands\"\n.SH NAME\n{} \\- {}\n.SH SYNOPSIS\n\\fB{}\\fR [\\fIOPTIONS\\fR] \\fICOMMAND\\fR [\\fIARGS\\fR...]\n.SH DESCRIPTION\n{}\n",
-        name.to_uppercase(),
-        esc(&name),
-        esc(&cmd.get_about().map(|a| a.to_string()).unwrap_or_default()),
-        esc(&name),
-        esc(&cmd
-            .get_long_about()
-            .map(|a| a.to_string())
-            .unwrap_or_default())
-        .replace("\n\n", "\n.PP\n"),
-    );
-    let mut heading: Option<String> = None;
-    out += ".SH OPTIONS\n";
-    for a in cmd
-        .get_arguments()
-        .filter(|a| !a.is_hide_set() && !a.is_positional())
-    {
-        let h = a.get_help_heading().map(str::to_owned);
-        if h != heading {
-            if let Some(h) = &h {
-                out += &format!(".SS {}\n", esc(h));
-            }
-            heading = h;
-        }
-        let mut names = Vec::new();
-        if let Some(s) = a.get_short() {
-            names.push(format!("\\fB\\-{s}\\fR"));
-        }
-        if let Some(l) = a.get_long() {
-            names.push(format!("\\fB\\-\\-{}\\fR", esc(l)));
-        }
-        let value = if a.get_action().takes_values() {
-            let v = a
-                .get_value_names()
-                .and_then(|n| n.first())
-                .map(|n| n.to_string())
-                .unwrap_or_default();
-            format!(" \\fI{}\\fR", esc(&v))
+    let mut out = format!(".SH \"{title}\"\n");
+    for (tag, text) in items {
+        if tag.is_empty() {
+            out += &format!("{}\n", esc(text));
         } else {
-            String::new()
-        };
-        let help = a
-            .get_long_help()
-            .or(a.get_help())
-            .map(|h| h.to_string())
-            .unwrap_or_default();
-        out += &format!(".TP\n{}{value}\n{}\n", names.join(", "), esc(&help));
+            out += &format!(".TP\n\\fB{}\\fR\n{}\n", esc(tag), esc(text));
+        }
     }
-    out += &format!(
-        ".SH EXIT STATUS\n{}\n.SH SEE ALSO\n\\fBpodman\\fR(1), \\fBnix\\fR(1)\n",
-        esc(&cmd
-            .get_after_help()
-            .map(|a| a.to_string())
-            .unwrap_or_default())
-    );
     out
 }
 
@@ -294,6 +390,12 @@ mod tests {
                 "--{long} missing from the man page"
             );
         }
-        assert!(man.starts_with(".TH LECTIC-NIX-SANDBOX 1"));
+        for s in &scripts {
+            assert!(s.contains("help") && s.contains("version"), "{s}");
+        }
+        assert!(man.starts_with(".ie"), "{}", &man[..40]);
+        for section in ["ENVIRONMENT", "FILES", "EXIT STATUS", "Possible values:"] {
+            assert!(man.contains(section), "{section} in the man page");
+        }
     }
 }
