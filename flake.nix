@@ -31,6 +31,9 @@
       devShells = forAllSystems (system: pkgs: {
         default = pkgs.mkShell {
           packages = with pkgs; [ cargo rustc clippy rustfmt podman runc nix hyperfine ];
+          # `cargo build` links statically (.cargo/config.toml), against
+          # glibc's static libraries.
+          buildInputs = [ pkgs.glibc.static ];
         };
       });
     };

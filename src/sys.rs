@@ -4,7 +4,6 @@
 
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 pub const SIGHUP: i32 = libc::SIGHUP;
@@ -112,10 +111,21 @@ pub fn has_file_capabilities(path: &Path) -> bool {
 /// symlink is opened as the link, not followed. The file can be inspected
 /// (`metadata`) and named through /proc/self/fd, not read or written.
 pub fn open_path_nofollow(path: &Path) -> io::Result<std::fs::File> {
-    std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(path)
+    open_path_at(libc::AT_FDCWD, &c_name(path.as_os_str())?, 0)
+}
+
+/// `openat(at, name, O_PATH|O_NOFOLLOW|O_CLOEXEC|extra)`. Not through
+/// std's `custom_flags`, which masks O_ACCMODE out of them, and musl's
+/// O_ACCMODE includes O_PATH: a musl build would open without it.
+fn open_path_at(at: RawFd, name: &std::ffi::CStr, extra: libc::c_int) -> io::Result<std::fs::File> {
+    let flags = libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC | extra;
+    // SAFETY: `at` is AT_FDCWD or an open descriptor, `name` NUL-terminated.
+    let fd = unsafe { libc::openat(at, name.as_ptr(), flags) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: openat returned a new descriptor that we now own.
+    Ok(std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) }))
 }
 
 /// Opens the absolute, normalized (no `.` or `..`) `path` with O_PATH,
@@ -123,27 +133,14 @@ pub fn open_path_nofollow(path: &Path) -> io::Result<std::fs::File> {
 /// symlink anywhere on the path is an error (ELOOP), even one put there
 /// while we walk. What is returned is the inode the path named.
 pub fn open_no_symlinks(path: &Path) -> io::Result<std::fs::File> {
-    use std::os::unix::ffi::OsStrExt;
-    let flags = libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC;
-    let mut at = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(flags | libc::O_DIRECTORY)
-        .open("/")?;
+    let mut at = open_path_at(libc::AT_FDCWD, c"/", libc::O_DIRECTORY)?;
     for part in path.components() {
         let name = match part {
             std::path::Component::RootDir => continue,
             std::path::Component::Normal(name) => name,
             _ => return Err(io::Error::from_raw_os_error(libc::EINVAL)),
         };
-        let name = std::ffi::CString::new(name.as_bytes())
-            .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
-        // SAFETY: `at` is an open directory and `name` NUL-terminated.
-        let fd = unsafe { libc::openat(at.as_raw_fd(), name.as_ptr(), flags) };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: openat returned a new descriptor that we now own.
-        let next = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+        let next = open_path_at(at.as_raw_fd(), &c_name(name)?, 0)?;
         if next.metadata()?.file_type().is_symlink() {
             return Err(io::Error::from_raw_os_error(libc::ELOOP));
         }
@@ -155,15 +152,7 @@ pub fn open_no_symlinks(path: &Path) -> io::Result<std::fs::File> {
 /// Opens `name` (one path component) in the directory `at` with O_PATH,
 /// without following it if it is a symlink: the link itself is opened.
 pub fn open_at_nofollow(at: &std::fs::File, name: &std::ffi::OsStr) -> io::Result<std::fs::File> {
-    let name = c_name(name)?;
-    let flags = libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC;
-    // SAFETY: `at` is an open descriptor and `name` NUL-terminated.
-    let fd = unsafe { libc::openat(at.as_raw_fd(), name.as_ptr(), flags) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: openat returned a new descriptor that we now own.
-    Ok(std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) }))
+    open_path_at(at.as_raw_fd(), &c_name(name)?, 0)
 }
 
 /// Creates the directory `name` in the directory `at` with `mode`.
@@ -735,6 +724,19 @@ mod tests {
         assert!(is_dev_null(null.as_fd()) && !is_dev_null(file.as_fd()));
         let zero = std::fs::File::open("/dev/zero").unwrap();
         assert!(!is_dev_null(zero.as_fd()), "another device");
+    }
+
+    #[test]
+    fn a_socket_opens_with_o_path_on_every_libc() {
+        // Without O_PATH (std's custom_flags drops it on musl) this is ENXIO.
+        let dir = scratch("socket");
+        let path = dir.join("s");
+        let _listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        let f = open_path_nofollow(&path).unwrap();
+        use std::os::unix::fs::FileTypeExt;
+        assert!(f.metadata().unwrap().file_type().is_socket());
+        assert!(open_no_symlinks(&path).is_ok());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

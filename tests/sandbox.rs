@@ -1132,7 +1132,7 @@ fn flake_copy(sb: &Sandbox) -> std::path::PathBuf {
 }
 
 #[test]
-fn the_flake_offers_the_binary_an_app_and_a_dev_shell() {
+fn the_flake_offers_the_static_binary_an_app_and_a_dev_shell_that_links_statically() {
     let sb = Sandbox::new(Mode::Rootful, "flake-outputs");
     let flake = format!("path:{}", flake_copy(&sb).display());
     let nix = |args: &[&str]| {
@@ -1177,10 +1177,27 @@ fn the_flake_offers_the_binary_an_app_and_a_dev_shell() {
         &format!("{flake}#packages.{system}.default"),
     ]));
     assert!(built.contains("lectic-nix-sandbox"), "{built}");
+    // Built by pkgsStatic's buildRustPackage, completions included.
+    let v: serde_json::Value = serde_json::from_str(&built).unwrap();
+    let out = v[0]["outputs"]["out"].as_str().unwrap();
+    let o = std::process::Command::new(format!("{out}/bin/lectic-nix-sandbox"))
+        .output()
+        .unwrap();
+    let says = stdout(&o);
+    assert!(
+        says.contains("fixture static build of Cargo.lock, with completions"),
+        "{says}"
+    );
     ok(&nix(&[
         "build",
         "--no-link",
         "--json",
         &format!("{flake}#devShells.{system}.default"),
     ]));
+    let inputs = ok(&nix(&[
+        "eval",
+        "--json",
+        &format!("{flake}#devShells.{system}.default.buildInputs"),
+    ]));
+    assert!(inputs.contains("glibc-static"), "{inputs}");
 }
