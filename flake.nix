@@ -12,8 +12,14 @@
     in
     {
       packages = forAllSystems (system: pkgs: {
-        # The sandbox image. At run time the binary replaces
-        # nix/extra-packages.nix with the user's --nix-packages-file.
+        # The sandbox's root filesystem, run in place from the Nix store
+        # (what the binary builds), and the same as an image. At run time
+        # the binary replaces nix/extra-packages.nix with the user's
+        # --nix-packages-file.
+        containerRootfs = import ./nix/rootfs.nix {
+          inherit pkgs;
+          extraPackagesFile = ./nix/extra-packages.nix;
+        };
         containerImage = import ./nix/image.nix {
           inherit pkgs;
           extraPackagesFile = ./nix/extra-packages.nix;

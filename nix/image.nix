@@ -1,48 +1,21 @@
-# The sandbox image: a streamed, layered image (nothing but the stream script
-# lands in the store; `podman load` reads it from a pipe).
+# The sandbox as an image: a streamed, layered image (nothing but the stream
+# script lands in the store; `podman load` reads it from a pipe). The
+# sandbox itself runs containerRootfs (rootfs.nix) instead; this output is
+# for `--flake` users who want an image, and the benchmarks' comparison.
 { pkgs, extraPackagesFile }:
 let
-  extraPackages = import ./packages-file.nix { inherit pkgs; file = extraPackagesFile; };
-
-  basePackages = with pkgs; [
-    bashInteractive
-    coreutils
-    findutils
-    gnugrep
-    gnused
-    gawk
-    git
-    jq
-    curl
-    cacert
-    util-linux
-  ];
-
-  rootEnv = pkgs.buildEnv {
-    name = "lectic-nix-sandbox-root";
-    paths = basePackages ++ extraPackages;
-  };
+  contents = import ./contents.nix { inherit pkgs extraPackagesFile; };
 in
 pkgs.dockerTools.streamLayeredImage {
   name = "lectic-nix-sandbox";
-  contents = [
-    rootEnv
-    pkgs.dockerTools.usrBinEnv # /usr/bin/env for `#!/usr/bin/env` shebangs
-    pkgs.dockerTools.binSh
-    pkgs.dockerTools.caCertificates
-    pkgs.dockerTools.fakeNss # root and nobody; Podman adds the invoking user
-  ];
+  contents = [ contents.tree ];
   extraCommands = ''
     mkdir -p tmp home/sandbox
     chmod 1777 tmp
     chmod 0777 home/sandbox
   '';
   config = {
-    Env = [
-      "PATH=/bin:/usr/bin"
-      "SSL_CERT_FILE=/etc/ssl/certs/ca-bundle.crt"
-      "GIT_SSL_CAINFO=/etc/ssl/certs/ca-bundle.crt"
-    ];
+    Env = contents.env;
     Cmd = [ "/bin/bash" ];
   };
 }

@@ -85,7 +85,7 @@ pub struct Cli {
     #[arg(long, value_name = "FILE", value_hint = ValueHint::FilePath)]
     pub nix_packages_file: Option<PathBuf>,
 
-    /// Use this flake's `containerImage` output instead of the built-in flake
+    /// Use this flake instead of the built-in one: its `containerRootfs` package (a root filesystem, run from the Nix store), else its `containerImage` (loaded into Podman); REF#ATTR builds that output
     #[arg(long, value_name = "REF")]
     pub flake: Option<String>,
 
@@ -93,7 +93,7 @@ pub struct Cli {
     #[arg(long, value_name = "REF")]
     pub nixpkgs: Option<String>,
 
-    /// Ignore the cached image record: evaluate, build and load again
+    /// Ignore the cached image record: evaluate and build again (and load, for an image)
     #[arg(long)]
     pub rebuild: bool,
 

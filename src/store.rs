@@ -233,10 +233,7 @@ impl Podman {
     /// left: nothing else ever ends it, and each store has one. The next
     /// podman command starts another. Returns whether one was ended.
     pub fn end_pause_process(&self) -> Result<bool> {
-        let Ok(text) = std::fs::read_to_string(&self.pause_pid) else {
-            return Ok(false);
-        };
-        let Ok(pid) = text.trim().parse::<u32>() else {
+        let Some(pid) = self.pause_process() else {
             return Ok(false);
         };
         if !self
@@ -246,16 +243,34 @@ impl Podman {
         {
             return Ok(false);
         }
-        // Only Podman's own pause process, ours: a pid file can be stale.
+        verbose!("ending the store's idle pause process {pid}");
+        Ok(crate::sys::send_signal(pid as i32, crate::sys::SIGKILL))
+    }
+
+    /// Starts rootless Podman's pause process if the store has none, before
+    /// a `podman run` whose client must be the only process holding our
+    /// stdio: the podman that starts it re-executes itself, and that second
+    /// podman outlives a SIGKILL of the sandbox (and keeps the caller's
+    /// pipes open) where the first would have died with it.
+    pub fn ensure_pause_process(&self) -> Result<()> {
+        if crate::sys::euid() != 0 && self.pause_process().is_none() {
+            self.check("starting the user namespace", ["unshare", "true"])?;
+        }
+        Ok(())
+    }
+
+    /// The store's live pause process (ours: a pid file can be stale).
+    fn pause_process(&self) -> Option<u32> {
+        let pid: u32 = std::fs::read_to_string(&self.pause_pid)
+            .ok()?
+            .trim()
+            .parse()
+            .ok()?;
         let is_pause = std::fs::read(format!("/proc/{pid}/comm"))
             .is_ok_and(|c| c == b"catatonit\n")
             && std::fs::metadata(format!("/proc/{pid}"))
                 .is_ok_and(|m| std::os::unix::fs::MetadataExt::uid(&m) == crate::sys::euid());
-        if !is_pause {
-            return Ok(false);
-        }
-        verbose!("ending the store's idle pause process {pid}");
-        Ok(crate::sys::send_signal(pid as i32, crate::sys::SIGKILL))
+        is_pause.then_some(pid)
     }
 
     pub fn spawn_error(&self, source: std::io::Error) -> Error {

@@ -158,7 +158,9 @@ both_modes!(
         mount("3m");
         sb.extra_env
             .push(("LECTIC_CACHE".into(), small.join("c").display().to_string()));
-        let o = sb.run(&["echo", "ran"]);
+        // An image is loaded (ours runs from the Nix store, loading nothing).
+        let flake = format!("path:{}", fixture("other-image").display());
+        let o = sb.run(&["--flake", &flake, "echo", "ran"]);
         refused(&o, "no space left on device while Podman loaded the image");
         assert!(stderr(&o).contains(&small.join("c/nix-sandbox").display().to_string()));
         // With room, the next call works: nothing half-made stood in its way.
@@ -166,7 +168,7 @@ both_modes!(
             .args(["-o", "remount,size=256m"])
             .arg(&small)
             .status();
-        assert_eq!(ok(&sb.run(&["echo", "ran"])), "ran\n");
+        assert_eq!(ok(&sb.run(&["--flake", &flake, "echo", "ran"])), "ran\n");
         ok(&sb.run(&["--prune", "--all"]));
         let _ = Command::new("umount").arg("-l").arg(&small).status();
     }

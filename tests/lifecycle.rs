@@ -193,7 +193,11 @@ both_modes!(
         let cold = run_parallel(&sb, &c, &configs, 16);
         let builds = count_lines(&c.nix_log, " build ");
         assert_eq!(builds, 4, "one build per configuration");
-        assert_eq!(count_lines(&c.podman_log, " load "), 4);
+        assert_eq!(
+            count_lines(&c.podman_log, " load "),
+            0,
+            "run from the Nix store"
+        );
         let names = logged_values(&c.podman_log, " create --rm ", "--name");
         assert_eq!(names.len(), 4, "{names:?}");
         assert_eq!(names.iter().collect::<HashSet<_>>().len(), 4);
@@ -219,10 +223,37 @@ fn assert_nothing_leaked(sb: &Sandbox) {
         .output()
         .unwrap();
     let images: HashSet<String> = stdout(&o).lines().map(str::to_owned).collect();
-    let records = std::fs::read_dir(sb.cache.join("nix-sandbox/images"))
+    // Records of loaded images, and of root filesystems (each with its GC root).
+    let (mut image_records, mut roots) = (0, 0);
+    for e in std::fs::read_dir(sb.cache.join("nix-sandbox/images"))
         .unwrap()
-        .count();
-    assert_eq!(images.len(), records, "images: {images:?}");
+        .flatten()
+    {
+        let v: Value = serde_json::from_slice(&std::fs::read(e.path()).unwrap()).unwrap();
+        if v["rootfs"].is_null() {
+            image_records += 1;
+        } else {
+            roots += 1;
+        }
+    }
+    assert_eq!(images.len(), image_records, "images: {images:?}");
+    let gc_roots = std::fs::read_dir(sb.cache.join("nix-sandbox/gcroots"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert_eq!(gc_roots, roots, "one GC root per root filesystem");
+    let skeletons: Vec<_> = std::fs::read_dir(sb.cache.join("nix-sandbox/tmp"))
+        .map(|d| {
+            d.flatten()
+                .filter(|e| e.file_name().to_string_lossy().starts_with("root-"))
+                .map(|e| e.path())
+                .collect()
+        })
+        .unwrap_or_default();
+    // A killed one-shot call's skeleton stays until --gc.
+    if !skeletons.is_empty() {
+        ok(&sb.run(&["--gc"]));
+        assert!(skeletons.iter().all(|s| !s.exists()), "{skeletons:?}");
+    }
     let mut temp = vec![];
     walk(&sb.cache.join("nix-sandbox"), &mut |p| {
         let name = p.file_name().unwrap().to_string_lossy();
@@ -238,11 +269,21 @@ fn assert_nothing_leaked(sb: &Sandbox) {
         "processes left: {:?}",
         command_lines_with(&cache)
     );
-    let scratch = sb.temp.join(format!("nix-sandbox-{}/load", sb.uid()));
-    assert!(
-        !scratch.exists() || std::fs::read_dir(&scratch).unwrap().count() == 0,
-        "load scratch left"
-    );
+    // A killed load's scratch dir goes with the next load, or --gc.
+    let loads = || -> Vec<std::path::PathBuf> {
+        std::fs::read_dir(sb.cache.join("nix-sandbox/tmp"))
+            .map(|d| {
+                d.flatten()
+                    .filter(|e| e.file_name().to_string_lossy().starts_with("load"))
+                    .map(|e| e.path())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    if !loads().is_empty() {
+        ok(&sb.run(&["--gc"]));
+    }
+    assert!(loads().is_empty(), "load scratch left: {:?}", loads());
 }
 
 /// Every path under `dir` but Podman's own storage.
@@ -257,8 +298,11 @@ fn walk(dir: &Path, f: &mut dyn FnMut(&Path)) {
 }
 
 /// The call after a kill succeeds, with a short TTL so its container goes.
-fn next_call_works_and_nothing_leaks(sb: &Sandbox) {
-    let o = sb.run(&["--warm-ttl-seconds", "2", "echo", "next"]);
+fn next_call_works_and_nothing_leaks(sb: &Sandbox, options: &[&str]) {
+    let mut args = vec!["--warm-ttl-seconds", "2"];
+    args.extend(options);
+    args.extend(["echo", "next"]);
+    let o = sb.run(&args);
     assert_eq!(ok(&o), "next\n");
     assert_nothing_leaked(sb);
 }
@@ -266,6 +310,11 @@ fn next_call_works_and_nothing_leaks(sb: &Sandbox) {
 /// Kills the sandbox (`kill -9 $PPID`) from a wrapper of `real` when its
 /// arguments contain `trigger`, running `then` after the kill.
 fn killed_at(mode: Mode, test: &str, real: &str, trigger: &str, then: &str) {
+    killed_with(mode, test, real, trigger, then, &[]);
+}
+
+/// `killed_at`, with `options` on the killed call and the next.
+fn killed_with(mode: Mode, test: &str, real: &str, trigger: &str, then: &str, options: &[&str]) {
     let sb = Sandbox::private(mode, test);
     let wrapper = sb.script(
         &format!("{real}-killer"),
@@ -273,15 +322,14 @@ fn killed_at(mode: Mode, test: &str, real: &str, trigger: &str, then: &str) {
             "#!/bin/sh\ncase \" $* \" in *'{trigger}'*) kill -9 $PPID; {then} ;; esac\nexec {real} \"$@\"\n"
         ),
     );
-    let o = sb.run(&[
-        &format!("--{real}-exe"),
-        wrapper.to_str().unwrap(),
-        "echo",
-        "never",
-    ]);
+    let exe = format!("--{real}-exe");
+    let mut args = vec![exe.as_str(), wrapper.to_str().unwrap()];
+    args.extend(options);
+    args.extend(["echo", "never"]);
+    let o = sb.run(&args);
     assert_ne!(o.status.code(), Some(0), "the kill came: {}", stderr(&o));
     assert_eq!(stdout(&o), "");
-    next_call_works_and_nothing_leaks(&sb);
+    next_call_works_and_nothing_leaks(&sb, options);
 }
 
 both_modes!(killed_during_nix_build_the_next_call_works, |mode| {
@@ -290,16 +338,27 @@ both_modes!(killed_during_nix_build_the_next_call_works, |mode| {
 });
 
 both_modes!(killed_during_podman_load_the_next_call_works, |mode| {
-    // Podman gets part of the stream, then it and the sandbox die mid-load.
-    killed_at(
+    // Podman gets part of the stream, then it and the sandbox die mid-load
+    // (of an image: another flake's, since ours is not loaded).
+    let flake = format!("path:{}", fixture("other-image").display());
+    killed_with(
         mode,
         "kill-load",
         "podman",
         " load ",
         "setsid sh -c '(head -c 65536; sleep 20) | podman \"$@\"' sh \"$@\" & \
          sleep 1; kill -9 -- -$!; exit 1",
+        &["--flake", &flake],
     );
 });
+
+both_modes!(
+    killed_while_reading_the_closure_the_next_call_works,
+    |mode| {
+        // The root filesystem is built and has its GC root, but no record yet.
+        killed_at(mode, "kill-closure", "nix", " path-info ", "exit 1");
+    }
+);
 
 both_modes!(
     killed_between_container_create_and_start_the_next_call_works,
@@ -351,13 +410,13 @@ each_path!(killed_during_a_warm_command_the_ttl_ends_it, |mode| {
     }
     // The next call shares the container with the orphan, then its short
     // TTL ends both: the dead call holds no lock.
-    next_call_works_and_nothing_leaks(&sb);
+    next_call_works_and_nothing_leaks(&sb, &[]);
     assert!(processes_with(&token).is_empty());
 });
 
 both_modes!(killed_during_a_one_shot_command_prune_ends_it, |mode| {
     let sb = Sandbox::private(mode, "kill-once");
-    let token = format!("kill-once-token-{mode:?}");
+    let token = format!("kill-once-token-{mode:?}-{}", std::process::id());
     let script = format!("echo started; sleep 600; echo {token}");
     kill_during_command(&sb, &["--no-keep-warm", "sh", "-c", &script]);
     // Rootful, the container outlives the killed podman client; rootless
@@ -376,7 +435,7 @@ both_modes!(killed_during_a_one_shot_command_prune_ends_it, |mode| {
         &token
     )
     .is_empty()));
-    next_call_works_and_nothing_leaks(&sb);
+    next_call_works_and_nothing_leaks(&sb, &[]);
 });
 
 both_modes!(
@@ -478,8 +537,15 @@ both_modes!(
             text.contains(&format!("workdir {}", sb.work.display())),
             "{text}"
         );
-        assert!(text.contains("Images: 1 (1 records)"), "{text}");
-        assert!(text.contains("Disk: images "), "{text}");
+        assert!(
+            text.contains("Root filesystems: 1 (run from the Nix store"),
+            "{text}"
+        );
+        assert!(
+            text.contains("Images loaded into Podman: 0 (1 records in all)"),
+            "{text}"
+        );
+        assert!(text.contains("Disk: loaded images "), "{text}");
         let v = json(&sb.run(&["--list", "--json"]));
         let warm = v["warm"].as_array().unwrap();
         assert_eq!(warm.len(), 1, "{v}");
@@ -488,11 +554,13 @@ both_modes!(
         assert_eq!(warm[0]["in_use"], false);
         assert_eq!(warm[0]["ttl_seconds"], 900);
         assert!(warm[0]["ttl_left_seconds"].as_u64().unwrap() <= 900);
-        let images = v["images"].as_array().unwrap();
-        assert_eq!(images.len(), 1);
-        assert_eq!(images[0]["containers"], 1);
-        assert!(images[0]["size_bytes"].as_u64().unwrap() > 0);
-        assert!(v["disk"]["images_bytes"].as_u64().unwrap() > 0);
+        assert!(v["images"].as_array().unwrap().is_empty(), "{v}");
+        let roots = v["roots"].as_array().unwrap();
+        assert_eq!(roots.len(), 1, "{v}");
+        assert_eq!(roots[0]["containers"], 1);
+        assert_eq!(roots[0]["in_store"], true);
+        assert!(roots[0]["closure_bytes"].as_u64().unwrap() > 0);
+        assert!(roots[0]["closure_paths"].as_u64().unwrap() > 1);
     }
 );
 
@@ -577,14 +645,20 @@ both_modes!(
             }
         }
         ok(&sb.run(&["--prune", "--all"]));
+        let gc_roots = || {
+            std::fs::read_dir(sb.cache.join("nix-sandbox/gcroots"))
+                .unwrap()
+                .count()
+        };
+        assert_eq!(gc_roots(), 2);
         let v = json(&sb.run(&["--gc", "--json"]));
         assert_eq!(v["records"].as_array().unwrap().len(), 1, "{v}");
-        assert_eq!(v["images"].as_array().unwrap().len(), 1, "{v}");
+        assert_eq!(gc_roots(), 1, "its GC root went with it");
         let status = json(&sb.run(&["--status", "--json"]));
-        let images = status["images"].as_array().unwrap();
-        assert_eq!(images.len(), 1, "the default image stays");
+        let roots = status["roots"].as_array().unwrap();
+        assert_eq!(roots.len(), 1, "the default root filesystem stays");
         let newest: Value = serde_json::from_str(&newest.unwrap()).unwrap();
-        assert_eq!(images[0]["tags"][0], newest["image"]);
+        assert_eq!(roots[0]["rootfs"], newest["image"]);
         // Both configurations still work; only the collected one builds again.
         ok(&sb.run(&c.with(&["true"])));
         ok(&sb.run(&c.with(&["--nix-packages-file", pkgs, "true"])));
@@ -595,10 +669,11 @@ both_modes!(
         let text = ok(&sb.run(&["--gc"]));
         assert_eq!(text.matches("last used today; ").count(), 2, "{text}");
         let v = json(&sb.run(&["--gc", "--all", "--json"]));
-        assert_eq!(v["images"].as_array().unwrap().len(), 2, "{v}");
-        assert!(v["kept_images"].as_array().unwrap().is_empty(), "{v}");
+        assert_eq!(v["records"].as_array().unwrap().len(), 2, "{v}");
+        assert!(v["kept_roots"].as_array().unwrap().is_empty(), "{v}");
+        assert_eq!(gc_roots(), 0);
         let status = json(&sb.run(&["--status", "--json"]));
-        assert!(status["images"].as_array().unwrap().is_empty(), "{status}");
+        assert!(status["roots"].as_array().unwrap().is_empty(), "{status}");
     }
 );
 
@@ -607,7 +682,8 @@ both_modes!(prepare_makes_the_first_call_warm, |mode| {
     let c = sb.counting();
     let text = ok(&sb.run(&c.with(&["--prepare"])));
     assert!(
-        text.starts_with("image localhost/lectic-nix-sandbox:"),
+        text.starts_with("root filesystem /nix/store/")
+            && text.contains("-lectic-nix-sandbox-rootfs ready"),
         "{text}"
     );
     assert!(ps_names(&sb).is_empty(), "no container without --start");
@@ -617,7 +693,7 @@ both_modes!(prepare_makes_the_first_call_warm, |mode| {
         count_lines(&c.nix_log, " build "),
         count_lines(&c.podman_log, " load "),
     );
-    assert_eq!((builds, loads), (1, 1));
+    assert_eq!((builds, loads), (1, 0));
     assert_eq!(ok(&sb.run(&c.with(&["echo", "warm"]))), "warm\n");
     assert_eq!(count_lines(&c.nix_log, " build "), 1);
     assert_eq!(count_lines(&c.podman_log, " create --rm "), 1);

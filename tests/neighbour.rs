@@ -80,6 +80,8 @@ both_modes!(
     an_image_altered_on_the_way_into_podman_is_refused_and_not_kept,
     |mode| {
         let sb = Sandbox::private(mode, "nb-image");
+        // An image is what Podman loads (ours runs from the Nix store).
+        let flake = format!("path:{}", fixture("other-image").display());
         // A podman whose `load` gets a doctored copy of what Nix built, as
         // a neighbour swapping the load's spool would feed it.
         let wrapper = sb.script(
@@ -100,6 +102,8 @@ exec podman "$@"
 "#,
         );
         let o = sb.run(&[
+            "--flake",
+            &flake,
             "--podman-exe",
             wrapper.to_str().unwrap(),
             "sh",
@@ -117,7 +121,7 @@ exec podman "$@"
         assert_eq!(stdout(&images), "", "nothing kept: {}", stderr(&images));
         // The next call loads what Nix built.
         assert_eq!(
-            ok(&sb.run(&["sh", "-c", "echo ${PWNED:-clean}"])),
+            ok(&sb.run(&["--flake", &flake, "sh", "-c", "echo ${PWNED:-clean}"])),
             "clean\n"
         );
 
@@ -140,11 +144,18 @@ exec podman "$@"
         }
         ok(&sb.run(&["--prune", "--all"]));
         assert_eq!(
-            ok(&sb.run(&["sh", "-c", "echo ${PWNED:-clean}"])),
+            ok(&sb.run(&["--flake", &flake, "sh", "-c", "echo ${PWNED:-clean}"])),
             "clean\n"
         );
         assert_eq!(
-            ok(&sb.run(&["--no-keep-warm", "sh", "-c", "echo ${PWNED:-clean}"])),
+            ok(&sb.run(&[
+                "--flake",
+                &flake,
+                "--no-keep-warm",
+                "sh",
+                "-c",
+                "echo ${PWNED:-clean}"
+            ])),
             "clean\n"
         );
     }

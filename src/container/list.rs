@@ -11,6 +11,9 @@ use super::{LABEL, PREFIX};
 /// Labels a one-shot container with the call that runs it (`pid:start`),
 /// so a container whose call was killed can be told from a live one.
 pub const OWNER_LABEL: &str = "io.github.lectic.nix-sandbox.owner";
+/// Labels a container of a root filesystem with its store path, which
+/// Podman lists as no image at all.
+pub const ROOTFS_LABEL: &str = "io.github.lectic.nix-sandbox.rootfs";
 
 #[derive(Debug, Clone)]
 pub struct Listed {
@@ -54,7 +57,11 @@ fn parse(json: &str) -> Result<Vec<Listed>> {
             let name = c.get("Names")?.as_array()?.first()?.as_str()?.to_owned();
             name.starts_with(PREFIX).then(|| Listed {
                 state: str_field(c, "State"),
-                image: str_field(c, "Image"),
+                image: c
+                    .get("Labels")
+                    .and_then(|l| l.get(ROOTFS_LABEL))
+                    .and_then(Value::as_str)
+                    .map_or_else(|| str_field(c, "Image"), str::to_owned),
                 owner: c
                     .get("Labels")
                     .and_then(|l| l.get(OWNER_LABEL))

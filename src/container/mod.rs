@@ -12,12 +12,13 @@
 
 pub mod list;
 pub mod prune;
+pub mod root;
 pub mod stamp;
 pub mod watcher;
 
 use std::collections::HashSet;
 use std::os::unix::net::UnixStream;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::cli::ExecVia;
@@ -81,6 +82,9 @@ pub struct Spec {
     pub checked: Vec<Checked>,
     /// Workdir paths hidden from the command (`--hide`).
     pub hide: Vec<String>,
+    /// The root filesystem run from the Nix store, when the record is one
+    /// (then `image` is its store path).
+    pub rootfs: Option<crate::image::record::Rootfs>,
 }
 
 /// Entries of the workdir's top level the command may read but not change:
@@ -131,6 +135,7 @@ impl Spec {
             env_identity: cfg.env_identity.clone(),
             checked: cfg.checked.clone(),
             hide: cfg.hide.clone(),
+            rootfs: image.rootfs.clone(),
         };
         if cfg.develop.is_some() {
             // The host's /nix/store replaces the image's inside: it must
@@ -372,6 +377,58 @@ impl Spec {
         Ok((args, checked))
     }
 
+    /// What the container is made of, as the last options and the first
+    /// word of `podman create`/`run`: the image, or `--rootfs` and the
+    /// skeleton made for this container (see root.rs).
+    pub fn image_args(&self, skeleton: &Path) -> Vec<String> {
+        match &self.rootfs {
+            Some(_) => vec!["--rootfs".into(), skeleton.display().to_string()],
+            None => vec![self.image.clone()],
+        }
+    }
+
+    /// For a root filesystem: makes the container's skeleton at `dir`, once
+    /// its store path is still there (else the record must be rebuilt).
+    pub fn make_root(&self, dir: &Path) -> Result<()> {
+        let Some(r) = &self.rootfs else {
+            return Ok(());
+        };
+        if !Path::new(&self.image).is_dir() {
+            return Err(Error::ImageMissing(self.image.clone()));
+        }
+        let mut targets = root::fixed_targets();
+        targets.push(root::Target::dir(&self.workdir));
+        targets.push(root::Target::dir(HOME_TARGET));
+        for v in &self.volumes {
+            targets.push(if v.host.is_dir() {
+                root::Target::dir(&v.target)
+            } else {
+                root::Target::file(&v.target)
+            });
+        }
+        if self.nix_daemon.is_some() {
+            targets.extend([
+                root::Target::dir("/nix/store"),
+                root::Target::file(develop::SOCKET_TARGET),
+                root::Target::dir("/etc/nix"),
+            ]);
+        } else {
+            targets.extend(r.closure.iter().map(|p| {
+                if Path::new(p).is_dir() {
+                    root::Target::dir(p)
+                } else {
+                    root::Target::file(p)
+                }
+            }));
+        }
+        let user = self.rootless.then(|| root::User {
+            uid: sys::euid(),
+            gid: sys::egid(),
+            name: sys::user_name(sys::euid()),
+        });
+        root::make(dir, Path::new(&self.image), &targets, user.as_ref())
+    }
+
     /// `podman run` options shared by warm and one-shot containers.
     pub fn run_args(&self) -> Vec<String> {
         let mut a: Vec<String> = vec![
@@ -403,6 +460,23 @@ impl Spec {
         };
         for v in [&workdir, &home].into_iter().chain(&self.volumes) {
             a.extend(["--volume".into(), v.podman_arg()]);
+        }
+        if let Some(r) = &self.rootfs {
+            a.extend([
+                "--label".into(),
+                format!("{}={}", list::ROOTFS_LABEL, self.image),
+            ]);
+            // What an image's config would set; the call's own come later.
+            for e in &r.env {
+                a.extend(["--env".into(), e.clone()]);
+            }
+            // Exactly the closure, read-only (a dev shell mounts the
+            // host's whole store below instead).
+            if self.nix_daemon.is_none() {
+                for p in &r.closure {
+                    a.extend(["--volume".into(), format!("{p}:{p}:ro")]);
+                }
+            }
         }
         if let Some(d) = &self.nix_daemon {
             // The dev shell's store paths, the daemon that builds more, and
@@ -638,9 +712,12 @@ fn agent_connection(dir: &WarmDir) -> std::result::Result<UnixStream, Option<Str
 /// checked on the host (see `verify_mounts`). Returns a connection to the
 /// new container's agent, if it has one.
 fn create(podman: &Podman, spec: &Spec, dir: &WarmDir) -> Result<Option<UnixStream>> {
-    if image::image_id(podman, &spec.image)?.as_deref() != Some(spec.image_id.as_str()) {
+    if spec.rootfs.is_none()
+        && image::image_id(podman, &spec.image)?.as_deref() != Some(spec.image_id.as_str())
+    {
         return Err(Error::ImageMissing(spec.image.clone()));
     }
+    spec.make_root(&dir.root())?;
     let name = &dir.name;
     verbose!("creating warm container {name}");
     note_limits(&spec.hardening);
@@ -667,15 +744,16 @@ fn create(podman: &Podman, spec: &Spec, dir: &WarmDir) -> Result<Option<UnixStre
                 dir.socket_dir().display(),
                 watcher::MOUNT
             ),
-            spec.image.clone(),
         ]);
+        args.extend(spec.image_args(&dir.root()));
         args.extend(agent::command());
     } else if spec.watcher {
-        args.push(spec.image.clone());
+        args.extend(spec.image_args(&dir.root()));
         args.extend(watcher::command());
     } else {
         // Without the watcher's tools it only sleeps; calls prune it.
-        args.extend([spec.image.clone(), "sleep".into(), "infinity".into()]);
+        args.extend(spec.image_args(&dir.root()));
+        args.extend(["sleep".into(), "infinity".into()]);
     }
     podman.check("creating the warm container", &args)?;
     podman.check("starting the warm container", ["start", name.as_str()])?;
@@ -794,6 +872,7 @@ pub(crate) fn end_orphan(dir: &WarmDir) {
         sys::send_signal(init as i32, sys::SIGKILL);
     }
     dir.clear();
+    dir.remove_root();
 }
 
 /// Says (with --verbose) how the limits hold where cgroups cannot hold
@@ -1035,6 +1114,7 @@ mod tests {
             env_identity: None,
             checked: vec![],
             hide: vec![],
+            rootfs: None,
         }
     }
 

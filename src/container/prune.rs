@@ -64,6 +64,7 @@ fn retire(
     // The stamp first: from here on the container counts as gone.
     dir.clear();
     remove(podman, &dir.name)?;
+    dir.remove_root();
     Ok(Outcome::Removed)
 }
 

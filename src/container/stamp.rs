@@ -107,6 +107,11 @@ impl WarmDir {
         &self.inside
     }
 
+    /// The skeleton root of its container, for a root filesystem (root.rs).
+    pub fn root(&self) -> PathBuf {
+        self.dir.join("root")
+    }
+
     pub fn use_lock(&self) -> PathBuf {
         self.dir.join("use.lock")
     }
@@ -329,6 +334,12 @@ impl WarmDir {
         ] {
             let _ = std::fs::remove_file(f);
         }
+    }
+
+    /// Removes the skeleton root, once its container is gone (with
+    /// `--writable-root` it holds what the command wrote).
+    pub fn remove_root(&self) {
+        let _ = fsutil::remove_any(&self.root());
     }
 
     /// Which Podman store (its graphroot's device and inode) holds the

@@ -210,6 +210,15 @@ async fn exec_in(cfg: &Config, podman: &Podman, warm: &Warm, call_id: &str) -> R
     supervise(podman, cmd, call_id, None).await
 }
 
+/// A one-shot container's skeleton root, removed with the call.
+struct OneShotRoot(std::path::PathBuf);
+
+impl Drop for OneShotRoot {
+    fn drop(&mut self) {
+        let _ = crate::fsutil::remove_any(&self.0);
+    }
+}
+
 /// Runs the command in a one-shot container removed when it ends.
 pub async fn run_once(cfg: &Config, podman: &Podman, spec: &Spec) -> Result<i32> {
     let call_id = new_call_id();
@@ -227,7 +236,15 @@ pub async fn run_once(cfg: &Config, podman: &Podman, spec: &Spec) -> Result<i32>
     args.extend(guards);
     let (env, _env_file) = env_options(cfg, &call_id, &mut cmd)?;
     args.extend(env);
-    args.push(spec.image.clone());
+    // Named by this process (`pid:start`), so --gc spares it while we run.
+    let skeleton = OneShotRoot(
+        cfg.paths
+            .tmp()
+            .join(format!("root-{}", sys::self_identity().replace(':', "-"))),
+    );
+    spec.make_root(&skeleton.0)?;
+    args.extend(spec.image_args(&skeleton.0));
+    podman.ensure_pause_process()?;
     // The image has a shell (the watcher's tools): the command waits behind
     // the gate until the mounts are verified. Without one it runs at once.
     let gate: Vec<Checked> = if spec.watcher {

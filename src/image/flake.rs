@@ -14,6 +14,8 @@ pub const FILES: &[(&str, &str)] = &[
     ("flake.nix", include_str!("../../flake.nix")),
     ("flake.lock", include_str!("../../flake.lock")),
     ("nix/image.nix", include_str!("../../nix/image.nix")),
+    ("nix/rootfs.nix", include_str!("../../nix/rootfs.nix")),
+    ("nix/contents.nix", include_str!("../../nix/contents.nix")),
     (
         "nix/packages-file.nix",
         include_str!("../../nix/packages-file.nix"),
@@ -65,15 +67,17 @@ fn local_flake_dir(reference: &str) -> Option<PathBuf> {
         .filter(|d| d.join("flake.nix").is_file())
 }
 
-/// The installable to build: `REF#containerImage`, unless REF names an
-/// output itself.
+/// The installable to build: ours is `containerRootfs`; a `--flake`'s is
+/// its `containerRootfs` if it has one, else its `containerImage`, unless
+/// REF names an output itself.
 pub fn installable(spec: &ImageSpec, cache: &Path, key: &str) -> Result<String> {
     match &spec.flake {
         Some(r) if r.contains('#') => Ok(r.clone()),
+        Some(r) if super::nix::has_rootfs(spec, r)? => Ok(format!("{r}#containerRootfs")),
         Some(r) => Ok(format!("{r}#containerImage")),
         None => {
             let dir = materialize(spec, &cache.join("flakes").join(&key[..16]))?;
-            Ok(format!("path:{}#containerImage", dir.display()))
+            Ok(format!("path:{}#containerRootfs", dir.display()))
         }
     }
 }

@@ -19,7 +19,13 @@ pub const REPOSITORY: &str = "localhost/lectic-nix-sandbox";
 /// before each load, under the load lock, so a killed load's leftovers go
 /// with the next one (or `--gc`).
 pub fn scratch_dir(cfg: &Config) -> PathBuf {
-    cfg.paths.tmp().join("load")
+    cfg.paths.tmp().join(format!("load-{}", std::process::id()))
+}
+
+/// Whether `name` (in the temp dir) is a load's scratch dir, this
+/// process's or one a killed load left (they go under the load lock).
+pub fn is_scratch(name: &str) -> bool {
+    name == "load" || name.starts_with("load-")
 }
 
 /// Loads `store_path` into our store and returns the image's tag and its
@@ -27,6 +33,18 @@ pub fn scratch_dir(cfg: &Config) -> PathBuf {
 pub fn load(podman: &Podman, store_path: &str, scratch: &Path) -> Result<(String, String)> {
     let path = Path::new(store_path);
     let policy = podman.policy.display().to_string();
+    // A killed load's Podman may still be writing into its own scratch
+    // dir; each load has its own, and the others go when they can.
+    if let Some(tmp) = scratch.parent()
+        && let Ok(entries) = std::fs::read_dir(tmp)
+    {
+        for e in entries.flatten() {
+            let name = e.file_name();
+            if is_scratch(&name.to_string_lossy()) && e.path() != scratch {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+    }
     clear_scratch(scratch)?;
     let result = load_in(podman, path, &policy, scratch);
     let _ = std::fs::remove_dir_all(scratch);

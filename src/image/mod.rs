@@ -1,6 +1,9 @@
-//! The image: flake → `nix build` → `podman load` → record. Only a call
-//! whose record is missing (or `--rebuild`) starts nix; the build and load
-//! of one record happen under its lock, so parallel cold calls build once.
+//! The image: flake → `nix build` → record. A root filesystem (our flake's
+//! `containerRootfs`) is run in place from the Nix store, kept there by a GC
+//! root in the cache: nothing is loaded or copied. An image (a `--flake`'s
+//! `containerImage`) goes through `podman load`. Only a call whose record
+//! is missing (or `--rebuild`) starts nix; the build and load of one
+//! record happen under its lock, so parallel cold calls build once.
 
 pub mod archive;
 pub mod flake;
@@ -66,7 +69,7 @@ pub fn ensure(cfg: &Config, podman: &Podman, want: Want) -> Result<Record> {
         if want == Want::Recorded || image_matches(podman, &r)? {
             return Ok(r);
         }
-        if Path::new(&r.store_path).exists() {
+        if r.rootfs.is_none() && Path::new(&r.store_path).exists() {
             verbose!(
                 "image {} is gone from the store (or no longer the one loaded); loading it again",
                 r.image
@@ -78,9 +81,67 @@ pub fn ensure(cfg: &Config, podman: &Podman, want: Want) -> Result<Record> {
         eprintln!("lectic-nix-sandbox: building the sandbox image (only when its inputs change)…");
     }
     let installable = flake::installable(&cfg.image, &cfg.paths.cache, &key)?;
-    let store_path = nix::build(&cfg.image, &installable)?;
+    let gc_root = gc_root(cfg, &key);
+    crate::fsutil::ensure_dir(&cfg.paths.cache.join(GC_ROOTS))?;
+    let store_path = nix::build(&cfg.image, &installable, &gc_root)?;
     verbose!("built {store_path}");
+    if Path::new(&store_path).is_dir() {
+        return finish_rootfs(cfg, &rec_path, store_path, gc_root);
+    }
+    // An image is loaded into Podman: the store path is not needed after.
+    let _ = std::fs::remove_file(&gc_root);
     finish(cfg, podman, &rec_path, store_path)
+}
+
+/// Where GC roots of root filesystems live, under the cache.
+pub const GC_ROOTS: &str = "gcroots";
+
+/// The GC root of the record `key`.
+pub fn gc_root(cfg: &Config, key: &str) -> std::path::PathBuf {
+    cfg.paths.cache.join(GC_ROOTS).join(&key[..16])
+}
+
+/// Records a root filesystem: its closure (what containers may see of the
+/// store), its variables, and whether it has the idle watcher's tools.
+fn finish_rootfs(
+    cfg: &Config,
+    rec_path: &Path,
+    store_path: String,
+    gc_root: std::path::PathBuf,
+) -> Result<Record> {
+    let (closure, bytes) = nix::closure(&cfg.image.nix_exe, &store_path)?;
+    let root = Path::new(&store_path);
+    let env = match std::fs::read_to_string(root.join("nix-support/container-env")) {
+        Ok(text) => text
+            .lines()
+            .filter(|l| {
+                l.split_once('=')
+                    .is_some_and(|(n, _)| crate::env::check_name(n).is_ok())
+            })
+            .map(str::to_owned)
+            .collect(),
+        Err(_) => vec!["PATH=/usr/local/bin:/usr/bin:/bin".to_owned()],
+    };
+    let watcher = cfg.image.flake.is_none()
+        || ["sleep", "stat", "date", "flock"].iter().all(|c| {
+            ["bin", "usr/bin"]
+                .iter()
+                .any(|d| root.join(d).join(c).exists())
+        });
+    let record = Record {
+        image: store_path.clone(),
+        store_path,
+        id: String::new(),
+        watcher,
+        rootfs: Some(record::Rootfs {
+            closure,
+            bytes,
+            env,
+            gc_root,
+        }),
+    };
+    record::write(rec_path, &record, &cfg.image)?;
+    Ok(record)
 }
 
 /// Which file the record is (records are replaced, never rewritten in
@@ -116,6 +177,7 @@ fn finish(cfg: &Config, podman: &Podman, rec_path: &Path, store_path: String) ->
         image,
         id,
         watcher,
+        rootfs: None,
     };
     record::write(rec_path, &record, &cfg.image)?;
     Ok(record)
@@ -162,5 +224,14 @@ pub fn image_id(podman: &Podman, image: &str) -> Result<Option<String>> {
 /// loaded (a tag is only a name: anything with access to the store could
 /// have moved it).
 pub fn image_matches(podman: &Podman, record: &Record) -> Result<bool> {
+    if let Some(r) = &record.rootfs {
+        return Ok(rootfs_intact(record, r));
+    }
     Ok(image_id(podman, &record.image)?.as_deref() == Some(record.id.as_str()))
+}
+
+/// Whether a root filesystem is in the store and its GC root still keeps it.
+pub fn rootfs_intact(record: &Record, r: &record::Rootfs) -> bool {
+    Path::new(&record.store_path).is_dir()
+        && std::fs::read_link(&r.gc_root).is_ok_and(|l| l == Path::new(&record.store_path))
 }

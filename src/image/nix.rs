@@ -13,15 +13,14 @@ use crate::verbose;
 
 use super::flake::EXTRA_PACKAGES;
 
-/// Builds `installable` and returns its output path.
-pub fn build(spec: &ImageSpec, installable: &str) -> Result<String> {
-    let mut cmd = Command::new(&spec.nix_exe);
-    cmd.args(["--extra-experimental-features", "nix-command flakes"])
-        .args(["build", "--no-link", "--json", "--no-write-lock-file"]);
-    if let Some(nixpkgs) = &spec.nixpkgs {
-        cmd.args(["--override-input", "nixpkgs", nixpkgs]);
-    }
-    cmd.args(&spec.nix_extra).arg(installable);
+/// Builds `installable` and returns its output path, kept in the store by
+/// the GC root `out_link` (replaced if there was one).
+pub fn build(spec: &ImageSpec, installable: &str, out_link: &Path) -> Result<String> {
+    let mut cmd = flake_command(spec, "build");
+    cmd.args(["--json", "--out-link"])
+        .arg(out_link)
+        .args(&spec.nix_extra)
+        .arg(installable);
     let (ok, stdout, log) = run(&spec.nix_exe, cmd)?;
     if !ok {
         return Err(build_error(spec, installable, &log));
@@ -32,6 +31,91 @@ pub fn build(spec: &ImageSpec, installable: &str) -> Result<String> {
         ),
         log: String::from_utf8_lossy(&stdout).into_owned(),
     })
+}
+
+/// `nix SUB` on a flake, with our nixpkgs override.
+fn flake_command(spec: &ImageSpec, sub: &str) -> Command {
+    let mut cmd = Command::new(&spec.nix_exe);
+    cmd.args(["--extra-experimental-features", "nix-command flakes"])
+        .args([sub, "--no-write-lock-file"]);
+    if let Some(nixpkgs) = &spec.nixpkgs {
+        cmd.args(["--override-input", "nixpkgs", nixpkgs]);
+    }
+    cmd
+}
+
+/// Whether the flake `reference` has a `containerRootfs` package for
+/// this system (else its `containerImage` is built).
+pub fn has_rootfs(spec: &ImageSpec, reference: &str) -> Result<bool> {
+    let mut cmd = flake_command(spec, "eval");
+    cmd.args(["--json", "--apply", "p: p ? containerRootfs"])
+        .arg(format!("{reference}#packages.{}", super::record::system()));
+    let (ok, stdout, log) = run(&spec.nix_exe, cmd)?;
+    if !ok {
+        return Err(Error::Nix {
+            message: format!(
+                "cannot read the packages of --flake {reference}; is it a flake with packages.{}?",
+                super::record::system()
+            ),
+            log: tail_lines(&log, 25),
+        });
+    }
+    Ok(stdout.trim_ascii() == b"true")
+}
+
+/// The closure of `path` (every store path it needs, itself included)
+/// and its size in the store.
+pub fn closure(nix_exe: &str, path: &str) -> Result<(Vec<String>, u64)> {
+    let mut cmd = Command::new(nix_exe);
+    cmd.args([
+        "--extra-experimental-features",
+        "nix-command",
+        "path-info",
+        "--json",
+        "--recursive",
+        path,
+    ]);
+    let (ok, stdout, log) = run(nix_exe, cmd)?;
+    let parsed = ok.then(|| parse_path_info(&stdout)).flatten();
+    parsed.ok_or_else(|| Error::Nix {
+        message: format!("cannot list the closure of {path} (`nix path-info --recursive`)"),
+        log: tail_lines(&log, 25),
+    })
+}
+
+/// `nix path-info --json` output: a list of `{path, narSize}` (Nix before
+/// 2.19) or an object keyed by path (later).
+fn parse_path_info(json: &[u8]) -> Option<(Vec<String>, u64)> {
+    let v: Value = serde_json::from_slice(json).ok()?;
+    let items: Vec<(String, u64)> = match &v {
+        Value::Array(a) => a
+            .iter()
+            .map(|i| {
+                Some((
+                    i.get("path")?.as_str()?.to_owned(),
+                    i.get("narSize")?.as_u64()?,
+                ))
+            })
+            .collect::<Option<_>>()?,
+        Value::Object(o) => o
+            .iter()
+            .map(|(p, i)| Some((p.clone(), i.get("narSize")?.as_u64()?)))
+            .collect::<Option<_>>()?,
+        _ => return None,
+    };
+    if items.is_empty() || !items.iter().all(|(p, _)| is_store_path(p)) {
+        return None;
+    }
+    let bytes = items.iter().map(|(_, n)| n).sum();
+    let mut paths: Vec<String> = items.into_iter().map(|(p, _)| p).collect();
+    paths.sort();
+    Some((paths, bytes))
+}
+
+/// `/nix/store/<name>`: one component, no `..`.
+pub fn is_store_path(p: &str) -> bool {
+    p.strip_prefix("/nix/store/")
+        .is_some_and(|n| !n.is_empty() && !n.contains('/') && !n.starts_with('.'))
 }
 
 /// Runs a nix command; returns whether it succeeded, its stdout, and its
@@ -203,6 +287,27 @@ mod tests {
             br#"[{"outputs":{"out":"/nix/store/evil"}},{"outputs":{"out":"/nix/store/ours"}}]"#;
         assert_eq!(parse_out_path(two), None, "another installable came along");
         assert_eq!(parse_out_path(b"garbage"), None);
+    }
+
+    #[test]
+    fn closures_are_read_from_old_and_new_path_info_json() {
+        let old =
+            br#"[{"path":"/nix/store/b-x","narSize":3},{"path":"/nix/store/a-y","narSize":4}]"#;
+        assert_eq!(
+            parse_path_info(old),
+            Some((vec!["/nix/store/a-y".into(), "/nix/store/b-x".into()], 7))
+        );
+        let new = br#"{"/nix/store/a-y":{"narSize":4}}"#;
+        assert_eq!(
+            parse_path_info(new),
+            Some((vec!["/nix/store/a-y".into()], 4))
+        );
+        assert_eq!(parse_path_info(br#"[{"path":"/etc","narSize":1}]"#), None);
+        assert_eq!(
+            parse_path_info(br#"[{"path":"/nix/store/../x","narSize":1}]"#),
+            None
+        );
+        assert_eq!(parse_path_info(b"[]"), None);
     }
 
     #[test]

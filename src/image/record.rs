@@ -16,13 +16,31 @@ use super::flake;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Record {
     pub store_path: String,
-    /// Our tag of the image.
+    /// What containers are made of: our tag of a loaded image, or the
+    /// root filesystem's store path (see `rootfs`).
     pub image: String,
     /// The image's ID (`sha256:` and its config digest), as verified
     /// against the build when it was loaded: the tag must still name it.
+    /// Empty for a root filesystem.
     pub id: String,
     /// Whether the image can run the idle watcher (container/watcher.rs).
     pub watcher: bool,
+    /// Set when the build is a root filesystem run from the Nix store.
+    pub rootfs: Option<Rootfs>,
+}
+
+/// A root filesystem in the Nix store (nix/rootfs.nix), run in place.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rootfs {
+    /// Every store path of its closure, itself included: all a container
+    /// of it sees under /nix/store.
+    pub closure: Vec<String>,
+    /// The closure's size in the store (what it would cost to copy).
+    pub bytes: u64,
+    /// `NAME=VALUE`s an image's config would set (nix-support/container-env).
+    pub env: Vec<String>,
+    /// The GC root (a `nix build --out-link`) that keeps it in the store.
+    pub gc_root: PathBuf,
 }
 
 /// The Nix system string of this machine.
@@ -59,7 +77,23 @@ pub fn read(path: &Path) -> Option<Record> {
             .get("watcher")
             .and_then(Value::as_bool)
             .unwrap_or_else(|| v.get("flake").is_none_or(Value::is_null)),
+        rootfs: match v.get("rootfs") {
+            None | Some(Value::Null) => None,
+            Some(r) => Some(Rootfs {
+                closure: strings(r.get("closure")?)?,
+                bytes: r.get("bytes")?.as_u64()?,
+                env: strings(r.get("env")?)?,
+                gc_root: PathBuf::from(r.get("gc_root")?.as_str()?),
+            }),
+        },
     })
+}
+
+fn strings(v: &Value) -> Option<Vec<String>> {
+    v.as_array()?
+        .iter()
+        .map(|s| s.as_str().map(str::to_owned))
+        .collect()
 }
 
 /// A record on disk.
@@ -120,6 +154,12 @@ pub fn write(path: &Path, record: &Record, spec: &ImageSpec) -> Result<()> {
         "image": record.image,
         "id": record.id,
         "watcher": record.watcher,
+        "rootfs": record.rootfs.as_ref().map(|r| json!({
+            "closure": r.closure,
+            "bytes": r.bytes,
+            "env": r.env,
+            "gc_root": r.gc_root,
+        })),
         "flake": spec.flake,
         "packages_file": spec.packages_file.as_ref().map(|(p, _)| p.display().to_string()),
         "nixpkgs": spec.nixpkgs,
@@ -191,6 +231,21 @@ pub(crate) mod tests {
             image: "localhost/i:t".into(),
             id: "sha256:00".into(),
             watcher: false,
+            rootfs: None,
+        };
+        write(&p, &r, &spec()).unwrap();
+        assert_eq!(read(&p), Some(r));
+        let r = Record {
+            store_path: "/nix/store/r".into(),
+            image: "/nix/store/r".into(),
+            id: String::new(),
+            watcher: true,
+            rootfs: Some(Rootfs {
+                closure: vec!["/nix/store/r".into(), "/nix/store/b".into()],
+                bytes: 5,
+                env: vec!["PATH=/bin".into()],
+                gc_root: "/c/gcroots/k".into(),
+            }),
         };
         write(&p, &r, &spec()).unwrap();
         assert_eq!(read(&p), Some(r));

@@ -493,12 +493,18 @@ fn store(cfg: &Config) -> Vec<Check> {
         }
     };
     let driver = if podman.driver == "overlay" {
-        ok("storage driver", "overlay")
+        ok(
+            "storage driver",
+            "overlay (for --flake images; our root filesystem runs from the Nix store)",
+        )
     } else {
         bad(
             "storage driver",
             Level::Warn,
-            format!("{} (slower, more disk)", podman.driver),
+            format!(
+                "{} (slower, more disk, for --flake images only: our root filesystem runs from the Nix store)",
+                podman.driver
+            ),
             "use a kernel with rootless overlay (5.13+) or install fuse-overlayfs, then remove podman-conf/storage.conf under the cache dir",
         )
     };

@@ -41,10 +41,14 @@ pub fn run(cfg: &Config, podman: &Podman, all: bool) -> Result<Value> {
     for r in record::all(&cfg.paths.cache) {
         let unused = r.used.elapsed().is_ok_and(|age| age > RECORD_MAX_UNUSED);
         let useless = !Path::new(&r.record.store_path).exists()
-            && !crate::image::image_exists(podman, &r.record.image)?;
+            && (r.record.rootfs.is_some() || !crate::image::image_exists(podman, &r.record.image)?);
         if useless || ((unused || all) && in_container(&r.record.image).is_none()) {
             std::fs::remove_file(&r.path)
                 .map_err(|e| crate::error::Error::io("cannot remove", &r.path, e))?;
+            // Then Nix may collect the root filesystem.
+            if let Some(root) = &r.record.rootfs {
+                let _ = std::fs::remove_file(&root.gc_root);
+            }
             records.push(json!({
                 "image": r.record.image,
                 "why": if useless {
@@ -83,7 +87,45 @@ pub fn run(cfg: &Config, podman: &Podman, all: bool) -> Result<Value> {
         }
     }
 
+    // Root filesystems stay in the Nix store, kept by their GC roots.
+    let mut kept_roots = Vec::new();
+    for r in &kept {
+        let Some(root) = &r.record.rootfs else {
+            continue;
+        };
+        let why = match in_container(&r.record.image) {
+            Some(c) => format!("warm container {} uses it", c.name),
+            None => format!(
+                "last used {}; --gc removes it after 30 days unused, --gc --all now",
+                last_used(r.used)
+            ),
+        };
+        kept_roots.push(json!({"rootfs": r.record.image, "closure_bytes": root.bytes, "why": why}));
+    }
     let mut files = Vec::new();
+    // GC roots no record names (a killed build, a removed record).
+    for link in children(&cfg.paths.cache.join(crate::image::GC_ROOTS)) {
+        let named = kept.iter().any(|r| {
+            r.record
+                .rootfs
+                .as_ref()
+                .is_some_and(|root| root.gc_root == link)
+        });
+        if !named && std::fs::remove_file(&link).is_ok() {
+            files.push(link);
+        }
+    }
+    // Skeleton roots of one-shot calls that were killed: each is named by
+    // its call's process (see exec::run_once).
+    for dir in children(&cfg.paths.tmp()) {
+        let name = dir.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        let dead = name
+            .strip_prefix("root-")
+            .is_some_and(|owner| !crate::sys::identity_alive(&owner.replacen('-', ":", 1)));
+        if dead && crate::fsutil::remove_any(&dir).is_ok() {
+            files.push(dir);
+        }
+    }
     let flakes = cfg.paths.cache.join("flakes");
     for dir in children(&flakes) {
         let name = dir.file_name().and_then(|n| n.to_str()).unwrap_or_default();
@@ -91,9 +133,12 @@ pub fn run(cfg: &Config, podman: &Podman, all: bool) -> Result<Value> {
             files.push(dir);
         }
     }
-    let scratch = load::scratch_dir(cfg);
-    if scratch.exists() && std::fs::remove_dir_all(&scratch).is_ok() {
-        files.push(scratch);
+    // Loads' scratch dirs (we hold the load lock: no load runs).
+    for dir in children(&cfg.paths.tmp()) {
+        let name = dir.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        if load::is_scratch(name) && std::fs::remove_dir_all(&dir).is_ok() {
+            files.push(dir);
+        }
     }
     // Temp files of atomic writes whose writer died.
     let mut dirs = vec![
@@ -112,6 +157,7 @@ pub fn run(cfg: &Config, podman: &Podman, all: bool) -> Result<Value> {
     out["records"] = json!(records);
     out["images"] = json!(images);
     out["kept_images"] = json!(kept_images);
+    out["kept_roots"] = json!(kept_roots);
     out["files"] = json!(files);
     Ok(out)
 }
@@ -175,6 +221,14 @@ pub fn render(v: &Value) -> String {
         out = "nothing to collect\n".into();
     } else if freed > 0 {
         out += &format!("freed {} of images\n", human_bytes(freed));
+    }
+    for r in items(v, "kept_roots") {
+        out += &format!(
+            "kept root filesystem {} ({} in the Nix store): {}\n",
+            s(r, "rootfs"),
+            human_bytes(r["closure_bytes"].as_u64().unwrap_or(0)),
+            s(r, "why")
+        );
     }
     for i in items(v, "kept_images") {
         out += &format!(

@@ -80,11 +80,12 @@ fn render_prune(v: &Value) -> String {
 /// `--prepare`: the image (and with `start` the warm container) now.
 fn prepare(cfg: &Config, podman: &Podman, start: bool) -> Result<Value> {
     let progress = std::io::stderr().is_terminal();
-    let image = image::ensure(cfg, podman, Want::Present)?.image;
+    let record = image::ensure(cfg, podman, Want::Present)?;
+    let image = record.image;
     if progress {
-        eprintln!("lectic-nix-sandbox: image {image} is ready");
+        eprintln!("lectic-nix-sandbox: {image} is ready");
     }
-    let mut v = json!({ "image": image });
+    let mut v = json!({ "image": image, "rootfs": record.rootfs.is_some() });
     if start {
         let warm = crate::warm_container(cfg, podman)?;
         v["container"] = json!(warm.name);
@@ -95,7 +96,12 @@ fn prepare(cfg: &Config, podman: &Podman, start: bool) -> Result<Value> {
 }
 
 fn render_prepare(v: &Value) -> String {
-    let mut out = format!("image {} ready\n", s(v, "image"));
+    let what = if v["rootfs"] == true {
+        "root filesystem"
+    } else {
+        "image"
+    };
+    let mut out = format!("{what} {} ready\n", s(v, "image"));
     if let Some(c) = v.get("container").and_then(Value::as_str) {
         out += &format!(
             "warm container {c} running for {} (idle TTL {})\n",

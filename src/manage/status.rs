@@ -1,5 +1,6 @@
 //! `--status`: warm containers (configuration, idle time, TTL left, image),
-//! one-shot containers, cached images and disk use.
+//! one-shot containers, root filesystems run from the Nix store, images
+//! loaded into our Podman store, and disk use.
 
 use std::time::SystemTime;
 
@@ -58,11 +59,25 @@ pub fn collect(cfg: &Config, podman: &Podman) -> Result<Value> {
         })
         .collect();
     let images_bytes: u64 = images.iter().filter_map(|i| i["size_bytes"].as_u64()).sum();
+    let roots: Vec<Value> = records
+        .iter()
+        .filter_map(|r| {
+            let root = r.record.rootfs.as_ref()?;
+            Some(json!({
+                "rootfs": r.record.image,
+                "closure_paths": root.closure.len(),
+                "closure_bytes": root.bytes,
+                "in_store": crate::image::rootfs_intact(&r.record, root),
+                "containers": listed.iter().filter(|c| c.image == r.record.image).count(),
+            }))
+        })
+        .collect();
     Ok(json!({
         "cache": cfg.paths.cache,
         "warm": warm,
         "one_shot": one_shot,
         "images": images,
+        "roots": roots,
         "records": records.len(),
         "disk": {
             "images_bytes": images_bytes,
@@ -152,8 +167,32 @@ pub fn render(v: &Value) -> String {
             out += &format!("  {}  {}, {call}\n", s(o, "name"), s(o, "state"));
         }
     }
+    let roots = items(v, "roots");
+    out += &format!(
+        "Root filesystems: {} (run from the Nix store: nothing copied)\n",
+        roots.len()
+    );
+    for r in roots {
+        let n = |k: &str| r.get(k).and_then(Value::as_u64).unwrap_or(0);
+        let kept = if r["in_store"].as_bool() == Some(true) {
+            "kept by its GC root"
+        } else {
+            "gone from the store; the next call builds it again"
+        };
+        out += &format!(
+            "  {}  {} paths, {} in the store, {kept}, {} container(s)\n",
+            s(r, "rootfs"),
+            n("closure_paths"),
+            human_bytes(n("closure_bytes")),
+            n("containers"),
+        );
+    }
     let images = items(v, "images");
-    out += &format!("Images: {} ({} records)\n", images.len(), v["records"]);
+    out += &format!(
+        "Images loaded into Podman: {} ({} records in all)\n",
+        images.len(),
+        v["records"]
+    );
     for i in images {
         let n = |k: &str| i.get(k).and_then(Value::as_u64).unwrap_or(0);
         out += &format!(
@@ -170,7 +209,7 @@ pub fn render(v: &Value) -> String {
     }
     let disk = &v["disk"];
     out += &format!(
-        "Disk: images {}, homes {} (under {})\n",
+        "Disk: loaded images {}, homes {} (under {})\n",
         human_bytes(disk["images_bytes"].as_u64().unwrap_or(0)),
         human_bytes(disk["homes_bytes"].as_u64().unwrap_or(0)),
         s(v, "cache"),
