@@ -82,6 +82,17 @@ both_modes!(
         assert_eq!(links.len(), 1);
         let target = std::fs::read_link(links[0].path()).unwrap();
         assert_eq!(target.to_str().unwrap(), root_of(&sb)["rootfs"]);
+        // Nix itself counts it as a root of the store path.
+        let roots = || {
+            let o = std::process::Command::new("nix-store")
+                .args(["--query", "--roots"])
+                .arg(&target)
+                .output()
+                .unwrap();
+            stdout(&o)
+        };
+        let link = links[0].path().display().to_string();
+        assert!(roots().contains(&link), "{}", roots());
         // Kept while used, and says why.
         let text = ok(&sb.run(&["--gc"]));
         assert!(
@@ -92,6 +103,7 @@ both_modes!(
         let v = json_of(&sb.run(&["--gc", "--all", "--json"]));
         assert_eq!(v["records"].as_array().unwrap().len(), 1, "{v}");
         assert_eq!(std::fs::read_dir(&gc_roots).unwrap().count(), 0);
+        assert!(!roots().contains(&link), "{}", roots());
         assert_eq!(ok(&sb.run(&c.with(&["echo", "two"]))), "two\n");
         assert_eq!(count_lines(&c.nix_log, " build "), 2);
         assert_eq!(std::fs::read_dir(&gc_roots).unwrap().count(), 1);
