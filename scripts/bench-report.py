@@ -104,12 +104,13 @@ built.
 
 ## Cold call and one-shot call
 
-{table(["cold call (build record, load, create)", "one-shot call (--no-keep-warm)", "raw podman run --rm"], "raw podman run --rm", run_cold)}
+{table(["cold call (build record, create)", "one-shot call (--no-keep-warm)", "raw podman run --rm"], "raw podman run --rm", run_cold)}
 
 The cold call starts from an empty record and container (the Nix store
 already holds the build, as after any first build): `nix build`
-evaluation, `podman load` of the streamed image, `podman tag`, container
-creation, exec.
+evaluation (with its GC root), `nix path-info` of the closure, the
+container's skeleton root, container creation on it, exec. Nothing is
+loaded: our root filesystem runs from the Nix store.
 
 ## Parallel warm calls
 
@@ -131,13 +132,13 @@ wait for each other: they do not.
 
 Wall time of the whole batch (every call must succeed, or the run fails).
 Cold: no image record and no container for any of the 4 configurations
-(each with its own packages file, so its own image); the Nix store already
-holds the builds. Each configuration builds, loads and creates once while
-its other calls wait on its locks; loads are one at a time. The
-end-to-end test `sixteen_cold_then_sixty_four_warm_calls_...` checks the
-counts (4 builds, 4 loads, 4 containers, 0 failures).
+(each with its own packages file, so its own root filesystem); the Nix
+store already holds the builds. Each configuration builds and creates
+once while its other calls wait on its locks. The end-to-end test
+`sixteen_cold_then_sixty_four_warm_calls_...` checks the counts (4
+builds, 0 loads, 4 containers, 0 failures).
 
-## Choosing the user mapping: keep-id's first-container cost
+## Choosing the user mapping: keep-id's first-container cost (images only)
 
 A synthetic image of 20,000 small files (`scripts/bench-image.py`; the real
 image cannot be built here without network access, and 20,000 is an

@@ -198,12 +198,12 @@ both_modes!(
             0,
             "run from the Nix store"
         );
-        let names = logged_values(&c.podman_log, " create --rm ", "--name");
+        let names = logged_values(&c.podman_log, " run -d --rm ", "--name");
         assert_eq!(names.len(), 4, "{names:?}");
         assert_eq!(names.iter().collect::<HashSet<_>>().len(), 4);
         let warm = run_parallel(&sb, &c, &configs, 64);
         assert_eq!(count_lines(&c.nix_log, " build "), 4);
-        assert_eq!(count_lines(&c.podman_log, " create --rm "), 4);
+        assert_eq!(count_lines(&c.podman_log, " run -d --rm "), 4);
         assert_eq!(ps_names(&sb).len(), 4);
         eprintln!("stress {mode:?}: 16 cold calls {cold:?}, 64 warm calls {warm:?}");
     }
@@ -361,9 +361,12 @@ both_modes!(
 );
 
 both_modes!(
-    killed_between_container_create_and_start_the_next_call_works,
+    killed_while_the_container_starts_the_next_call_works,
     |mode| {
-        killed_at(mode, "kill-start", "podman", " start ", "exit 1");
+        // Twice: before the container exists, and with it made and running
+        // (podman goes on) but no stamp.
+        killed_at(mode, "kill-start", "podman", " run -d ", "exit 1");
+        killed_at(mode, "kill-started", "podman", " run -d ", ":");
     }
 );
 
@@ -696,7 +699,7 @@ both_modes!(prepare_makes_the_first_call_warm, |mode| {
     assert_eq!((builds, loads), (1, 0));
     assert_eq!(ok(&sb.run(&c.with(&["echo", "warm"]))), "warm\n");
     assert_eq!(count_lines(&c.nix_log, " build "), 1);
-    assert_eq!(count_lines(&c.podman_log, " create --rm "), 1);
+    assert_eq!(count_lines(&c.podman_log, " run -d --rm "), 1);
 });
 
 both_modes!(

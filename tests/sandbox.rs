@@ -303,7 +303,7 @@ each_path!(warm_call_starts_no_nix_and_no_new_container, |mode| {
         "a cold call off a terminal shows no build or load progress"
     );
     assert_eq!(count_lines(nix_log, "build"), 1);
-    assert_eq!(count_lines(podman_log, " create --rm "), 1);
+    assert_eq!(count_lines(podman_log, " run -d --rm "), 1);
     assert_eq!(
         count_lines(podman_log, " load "),
         0,
@@ -327,7 +327,7 @@ each_path!(warm_call_starts_no_nix_and_no_new_container, |mode| {
     }
     assert_eq!(nix_calls(), 2, "no nix process on warm calls");
     assert_eq!(
-        count_lines(podman_log, " create --rm "),
+        count_lines(podman_log, " run -d --rm "),
         1,
         "no new container on warm calls"
     );
@@ -347,7 +347,7 @@ each_path!(a_changed_configuration_gets_its_own_container, |mode| {
         std::fs::read_to_string(&podman_log)
             .unwrap()
             .lines()
-            .filter(|l| l.contains(" create --rm "))
+            .filter(|l| l.contains(" run -d --rm "))
             .map(|l| {
                 l.split_whitespace()
                     .skip_while(|w| *w != "--name")
@@ -1078,7 +1078,7 @@ each_path!(
             0,
             "run from the Nix store"
         );
-        assert_eq!(count_lines(podman_log, " create --rm "), 1);
+        assert_eq!(count_lines(podman_log, " run -d --rm "), 1);
     }
 );
 

@@ -706,8 +706,10 @@ fn agent_connection(dir: &WarmDir) -> std::result::Result<UnixStream, Option<Str
     Ok(conn)
 }
 
-/// `podman create` then `podman start`: a call killed in between leaves a
-/// created container, which the next call removes and makes again. Before
+/// One `podman run -d` (a `create` and a `start` cost a second Podman
+/// process, about 60 ms): a call killed while it runs leaves a created or
+/// running container without a stamp, which the next call removes and
+/// makes again. Before
 /// the container serves a call, its mounts are checked to be what was
 /// checked on the host (see `verify_mounts`). Returns a connection to the
 /// new container's agent, if it has one.
@@ -722,7 +724,8 @@ fn create(podman: &Podman, spec: &Spec, dir: &WarmDir) -> Result<Option<UnixStre
     verbose!("creating warm container {name}");
     note_limits(&spec.hardening);
     let mut args: Vec<String> = vec![
-        "create".into(),
+        "run".into(),
+        "-d".into(),
         "--rm".into(),
         "--name".into(),
         name.clone(),
@@ -755,8 +758,18 @@ fn create(podman: &Podman, spec: &Spec, dir: &WarmDir) -> Result<Option<UnixStre
         args.extend(spec.image_args(&dir.root()));
         args.extend(["sleep".into(), "infinity".into()]);
     }
-    podman.check("creating the warm container", &args)?;
-    podman.check("starting the warm container", ["start", name.as_str()])?;
+    match podman.check("starting the warm container", &args) {
+        // We hold the create lock, so a container of our name is what a
+        // killed call's podman made (it went on after the call died).
+        Err(Error::Podman { log, .. }) if log.contains("is already in use") => {
+            verbose!("a killed call left {name}; making it again");
+            remove(podman, name)?;
+            podman.check("starting the warm container", &args)?;
+        }
+        r => {
+            r?;
+        }
+    }
     let (main, conn) = match started(podman, spec, dir) {
         Ok(found) => found,
         Err(e) => {
