@@ -148,8 +148,10 @@ const CREDENTIALS: &[&str] = &[
 /// Host places never mounted into the sandbox, whatever the options say:
 /// the real HOME and every directory that holds it (projects inside it are
 /// fine, its credentials are not), the host's socket directories (the runtime dir with the Podman,
-/// SSH agent, D-Bus and Wayland sockets; /run; X11's) and the sandbox's own
-/// state, with all inside them.
+/// SSH agent, D-Bus and Wayland sockets; /run; X11's), the system's own
+/// directories (the Nix store, whose root filesystem's closure alone is
+/// mounted, read-only; /proc, /sys, /dev; /etc; the programs) and the
+/// sandbox's own state, with all inside them.
 struct Guarded(Vec<Place>);
 
 struct Place {
@@ -169,7 +171,25 @@ impl Guarded {
             inside_ok,
         };
         let state = "the sandbox's own state";
+        let system = "a directory of the host system";
         let mut places = vec![
+            place(
+                "/nix".into(),
+                "the Nix store, shared by every user; only the root filesystem's own store paths are mounted, read-only",
+                false,
+            ),
+            place("/proc".into(), "the host's processes", false),
+            place("/sys".into(), "the host's kernel interface", false),
+            place("/dev".into(), "the host's devices", false),
+            place("/etc".into(), "the host's configuration", false),
+            place("/boot".into(), system, false),
+            place("/usr".into(), system, false),
+            place("/bin".into(), system, false),
+            place("/sbin".into(), system, false),
+            place("/lib".into(), system, false),
+            place("/lib64".into(), system, false),
+            place("/var/lib".into(), "the host's services' state", false),
+            place("/var".into(), system, true),
             place("/run".into(), "where the host's sockets are", false),
             place("/tmp/.X11-unix".into(), "where the X11 sockets are", false),
             place(paths.cache.clone(), state, false),

@@ -53,6 +53,16 @@ both_modes!(bad_input_is_refused_up_front_in_one_line, |mode| {
             "already mounted there",
         ),
         (vec!["--volume", &same], "(by --workdir)"),
+        // The host's system: the Nix store (only the closure is mounted,
+        // read-only), the kernel's interfaces, its configuration.
+        (vec!["--workdir", "/nix/store"], "the Nix store"),
+        (vec!["--workdir", "/nix"], "the Nix store"),
+        (vec!["--volume", "/nix/store:/s:ro"], "the Nix store"),
+        (vec!["--workdir", "/proc"], "the host's processes"),
+        (vec!["--workdir", "/sys"], "never mounts it"),
+        (vec!["--workdir", "/etc"], "never mounts it"),
+        (vec!["--workdir", "/usr/bin"], "never mounts it"),
+        (vec!["--home", "/var"], "never mounts it"),
     ];
     for (args, expect) in cases {
         let mut a = args.clone();
