@@ -718,6 +718,8 @@ pub struct Hardening {
     /// Whether the pids limit is held by the process limit (rootless on
     /// cgroup v1, where Podman cannot set it).
     pub pids_via_ulimit: bool,
+    /// Our seccomp profile (container/seccomp.rs), if it can be made.
+    pub seccomp: Option<PathBuf>,
 }
 
 /// Whether the machine has the unified cgroup hierarchy (v2).
@@ -1224,6 +1226,7 @@ impl Config {
                 cpus: cli.cpus.clone(),
                 tmp_size: cli.tmp_size.clone(),
                 pids_via_ulimit: uid != 0 && !cgroup_v2(),
+                seccomp: crate::container::seccomp::path(&paths.cache),
             },
             podman_exe: cli.podman_exe,
             command: cli.command,

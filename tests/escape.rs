@@ -1391,3 +1391,27 @@ each_path!(a_submodules_gitdir_pointer_cannot_be_redirected, |mode| {
     );
     assert!(!sb.work.join(".husky/pre-commit").exists());
 });
+
+each_path!(a_command_cannot_leave_a_setuid_or_setgid_program, |mode| {
+    // Rootful the command is uid 0: a setuid file it leaves in the workdir
+    // would run as root for whoever can reach it on the host.
+    let sb = Sandbox::new(mode, "esc-suid");
+    let script = "rm -f planted; cp /bin/sh planted; \
+        chmod 4755 planted 2>/dev/null || echo suid-refused; \
+        chmod 2755 planted 2>/dev/null || echo sgid-refused; \
+        chmod u+s,g+s planted 2>/dev/null || echo symbolic-refused; \
+        chmod 0755 planted && echo plain-chmod-works";
+    for once in [&[][..], &["--no-keep-warm"][..]] {
+        let out = ok(&run_script(&sb, once, script));
+        assert_eq!(
+            out,
+            "suid-refused\nsgid-refused\nsymbolic-refused\nplain-chmod-works\n"
+        );
+        let m = std::fs::metadata(sb.work.join("planted")).unwrap();
+        assert_eq!(
+            m.permissions().mode() & 0o6000,
+            0,
+            "no setuid/setgid bit on the host"
+        );
+    }
+});

@@ -13,6 +13,7 @@
 pub mod list;
 pub mod prune;
 pub mod root;
+pub mod seccomp;
 pub mod stamp;
 pub mod watcher;
 
@@ -230,6 +231,9 @@ impl Spec {
         a.extend(h.cap_add.iter().map(|c| format!("--cap-add={c}")));
         if h.no_new_privileges {
             a.push("--security-opt=no-new-privileges".into());
+        }
+        if let Some(p) = &h.seccomp {
+            a.push(format!("--security-opt=seccomp={}", p.display()));
         }
         if h.read_only {
             a.push("--read-only".into());
@@ -720,6 +724,9 @@ fn create(podman: &Podman, spec: &Spec, dir: &WarmDir) -> Result<Option<UnixStre
         return Err(Error::ImageMissing(spec.image.clone()));
     }
     spec.make_root(&dir.root())?;
+    if let Some(p) = &spec.hardening.seccomp {
+        seccomp::ensure(p)?;
+    }
     let name = &dir.name;
     verbose!("creating warm container {name}");
     note_limits(&spec.hardening);
@@ -1120,6 +1127,7 @@ mod tests {
                 cpus: None,
                 tmp_size: "1g".into(),
                 pids_via_ulimit: false,
+                seccomp: None,
             },
             watcher: true,
             agent: Some("/bin/agent".into()),

@@ -243,6 +243,9 @@ pub async fn run_once(cfg: &Config, podman: &Podman, spec: &Spec) -> Result<i32>
             .join(format!("root-{}", sys::self_identity().replace(':', "-"))),
     );
     spec.make_root(&skeleton.0)?;
+    if let Some(p) = &spec.hardening.seccomp {
+        crate::container::seccomp::ensure(p)?;
+    }
     args.extend(spec.image_args(&skeleton.0));
     podman.ensure_pause_process()?;
     // The image has a shell (the watcher's tools): the command waits behind
