@@ -1415,3 +1415,22 @@ each_path!(a_command_cannot_leave_a_setuid_or_setgid_program, |mode| {
         );
     }
 });
+
+each_path!(
+    a_command_that_kills_the_containers_init_ends_as_killed,
+    |mode| {
+        // The container goes with its init; the call says so, as killed
+        // (137), not with Podman's 255. A race: a few rounds.
+        let sb = Sandbox::new(mode, "esc-init");
+        for _ in 0..3 {
+            assert_eq!(ok(&sb.run(&["echo", "warm"])), "warm\n");
+            let o = sb.run(&["sh", "-c", "kill -TERM 1; sleep 5"]);
+            let err = stderr(&o);
+            assert_eq!(o.status.code(), Some(137), "{err}");
+            assert!(
+                err.is_empty() || err.ends_with("the next call makes a new one\n"),
+                "{err}"
+            );
+        }
+    }
+);

@@ -525,6 +525,26 @@ pub struct Warm {
 }
 
 impl Warm {
+    /// Whether the container's init still runs (a command may kill it).
+    pub fn alive(&self) -> bool {
+        self.dir
+            .main()
+            .is_some_and(|m| sys::live_pid(&m.init).is_some())
+    }
+
+    /// Whether the container's init is gone, or goes within `limit` (it
+    /// outlives its agent by a moment when a command kills it).
+    pub fn ended_within(&self, limit: Duration) -> bool {
+        let start = std::time::Instant::now();
+        while self.alive() {
+            if start.elapsed() > limit {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        true
+    }
+
     /// Lets the processes of call `id` outlive it (see `reap_leftovers`).
     pub fn keep_call(&self, id: &str) {
         if let Err(e) = self.dir.keep_call(id) {

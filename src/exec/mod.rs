@@ -148,7 +148,11 @@ pub async fn run_warm(cfg: &Config, podman: &Podman, warm: &mut Warm) -> Result<
             }
             None => {
                 verbose!("running the command in {} through its agent", warm.name);
-                match agent::run(cfg, conn).await? {
+                let ran = agent::run(cfg, conn).await;
+                if ran.is_err() && warm.ended_within(std::time::Duration::from_secs(2)) {
+                    return Ok(ended_with_init(warm));
+                }
+                match ran? {
                     Some(code) => return Ok(code),
                     None => verbose!(
                         "the agent of {} is another version's; using podman exec",
@@ -167,7 +171,23 @@ pub async fn run_warm(cfg: &Config, podman: &Podman, warm: &mut Warm) -> Result<
     if !cfg.keep_processes {
         crate::container::reap_leftovers(warm, &call_id);
     }
+    // `podman exec` says 255 and its own words when the container went
+    // away under it (a process in it killed its init): the command was
+    // killed with it, as the agent path reports.
+    if matches!(code, Ok(255)) && !warm.alive() {
+        return Ok(ended_with_init(warm));
+    }
     code
+}
+
+/// A call whose container went away under it (a process in it killed its
+/// init): the command was killed with it.
+fn ended_with_init(warm: &Warm) -> i32 {
+    eprintln!(
+        "lectic-nix-sandbox: the warm container {} ended during the call (its init was killed); the next call makes a new one",
+        warm.name
+    );
+    128 + sys::SIGKILL
 }
 
 /// Why our stdin, stdout or stderr cannot be handed to the command as it
