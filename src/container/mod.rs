@@ -391,9 +391,14 @@ impl Spec {
         }
     }
 
-    /// For a root filesystem: makes the container's skeleton at `dir`, once
-    /// its store path is still there (else the record must be rebuilt).
-    pub fn make_root(&self, dir: &Path) -> Result<()> {
+    /// What a new container needs on the host, before `podman run`: our
+    /// seccomp profile, and for a root filesystem its skeleton root at
+    /// `dir` (see root.rs), once its store path is still there (else the
+    /// record must be rebuilt).
+    pub fn prepare_host(&self, dir: &Path) -> Result<()> {
+        if let Some(p) = &self.hardening.seccomp {
+            seccomp::ensure(p)?;
+        }
         let Some(r) = &self.rootfs else {
             return Ok(());
         };
@@ -527,9 +532,7 @@ pub struct Warm {
 impl Warm {
     /// Whether the container's init still runs (a command may kill it).
     pub fn alive(&self) -> bool {
-        self.dir
-            .main()
-            .is_some_and(|m| sys::live_pid(&m.init).is_some())
+        self.dir.live_init().is_some()
     }
 
     /// Whether the container's init is gone, or goes within `limit` (it
@@ -743,10 +746,7 @@ fn create(podman: &Podman, spec: &Spec, dir: &WarmDir) -> Result<Option<UnixStre
     {
         return Err(Error::ImageMissing(spec.image.clone()));
     }
-    spec.make_root(&dir.root())?;
-    if let Some(p) = &spec.hardening.seccomp {
-        seccomp::ensure(p)?;
-    }
+    spec.prepare_host(&dir.root())?;
     let name = &dir.name;
     verbose!("creating warm container {name}");
     note_limits(&spec.hardening);
@@ -908,7 +908,7 @@ pub(crate) fn end_orphan(dir: &WarmDir) {
         "the Podman store was replaced under {}; making it again",
         dir.name
     );
-    if let Some(init) = dir.main().and_then(|m| sys::live_pid(&m.init)) {
+    if let Some(init) = dir.live_init() {
         sys::send_signal(init as i32, sys::SIGKILL);
     }
     dir.clear();

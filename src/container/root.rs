@@ -18,6 +18,7 @@
 use std::collections::BTreeSet;
 use std::path::{Component, Path, PathBuf};
 
+use super::HOME_TARGET;
 use crate::error::{Error, IoContext, Result};
 use crate::fsutil;
 
@@ -100,25 +101,27 @@ pub fn make(dir: &Path, rootfs: &Path, targets: &[Target], user: Option<&User>) 
                 .with_path("cannot set the mode of", &at)?;
         }
     }
-    for (name, id) in [
-        ("passwd", user.map(|u| u.uid)),
-        ("group", user.map(|u| u.gid)),
-    ] {
+    for name in ["passwd", "group"] {
         let mut text = std::fs::read_to_string(rootfs.join("etc").join(name)).unwrap_or_default();
-        if let Some(u) = user
-            && let Some(id) = id
-            && !text
-                .lines()
-                .any(|l| l.split(':').nth(2) == Some(id.to_string().as_str()))
-        {
-            if !text.is_empty() && !text.ends_with('\n') {
-                text.push('\n');
-            }
-            text += &if name == "passwd" {
-                format!("{}:x:{}:{}::/home/sandbox:/bin/sh\n", u.name, u.uid, u.gid)
+        if let Some(u) = user {
+            let (id, entry) = if name == "passwd" {
+                (
+                    u.uid,
+                    format!("{}:x:{}:{}::{HOME_TARGET}:/bin/sh\n", u.name, u.uid, u.gid),
+                )
             } else {
-                format!("{}:x:{}:\n", u.name, u.gid)
+                (u.gid, format!("{}:x:{}:\n", u.name, u.gid))
             };
+            let id = id.to_string();
+            if !text
+                .lines()
+                .any(|l| l.split(':').nth(2) == Some(id.as_str()))
+            {
+                if !text.is_empty() && !text.ends_with('\n') {
+                    text.push('\n');
+                }
+                text += &entry;
+            }
         }
         let at = dir.join("etc").join(name);
         std::fs::write(&at, text).with_path("cannot write", &at)?;

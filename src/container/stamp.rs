@@ -209,6 +209,11 @@ impl WarmDir {
     }
 
     /// Who the container's init and agent are, as recorded at creation.
+    /// The pid of its container's init, while it runs.
+    pub fn live_init(&self) -> Option<u32> {
+        crate::sys::live_pid(&self.main()?.init)
+    }
+
     pub fn main(&self) -> Option<Main> {
         let text = std::fs::read_to_string(self.main_file()).ok()?;
         let field = |key: &str| {

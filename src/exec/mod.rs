@@ -149,7 +149,7 @@ pub async fn run_warm(cfg: &Config, podman: &Podman, warm: &mut Warm) -> Result<
             None => {
                 verbose!("running the command in {} through its agent", warm.name);
                 let ran = agent::run(cfg, conn).await;
-                if ran.is_err() && warm.ended_within(std::time::Duration::from_secs(2)) {
+                if ran.is_err() && warm.ended_within(INIT_OUTLIVES_AGENT) {
                     return Ok(ended_with_init(warm));
                 }
                 match ran? {
@@ -179,6 +179,10 @@ pub async fn run_warm(cfg: &Config, podman: &Podman, warm: &mut Warm) -> Result<
     }
     code
 }
+
+/// How long a container's init may outlive its agent when a command in it
+/// killed the init (catatonit waits for its child, then exits).
+const INIT_OUTLIVES_AGENT: Duration = Duration::from_secs(2);
 
 /// A call whose container went away under it (a process in it killed its
 /// init): the command was killed with it.
@@ -262,10 +266,7 @@ pub async fn run_once(cfg: &Config, podman: &Podman, spec: &Spec) -> Result<i32>
             .tmp()
             .join(format!("root-{}", sys::self_identity().replace(':', "-"))),
     );
-    spec.make_root(&skeleton.0)?;
-    if let Some(p) = &spec.hardening.seccomp {
-        crate::container::seccomp::ensure(p)?;
-    }
+    spec.prepare_host(&skeleton.0)?;
     args.extend(spec.image_args(&skeleton.0));
     podman.ensure_pause_process()?;
     // The image has a shell (the watcher's tools): the command waits behind

@@ -22,10 +22,23 @@ pub fn scratch_dir(cfg: &Config) -> PathBuf {
     cfg.paths.tmp().join(format!("load-{}", std::process::id()))
 }
 
-/// Whether `name` (in the temp dir) is a load's scratch dir, this
-/// process's or one a killed load left (they go under the load lock).
-pub fn is_scratch(name: &str) -> bool {
-    name == "load" || name.starts_with("load-")
+/// Removes the loads' scratch dirs in the temp dir `tmp` (ones killed
+/// loads left; `but` is this load's) and returns those that went. Under the
+/// load lock: no other load runs, though a killed one's Podman may still
+/// write into its dir (then it stays until the next try).
+pub fn remove_scratch(tmp: &Path, but: Option<&Path>) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(tmp) else {
+        return vec![];
+    };
+    entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            let name = p.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+            (name == "load" || name.starts_with("load-")) && Some(p.as_path()) != but
+        })
+        .filter(|p| std::fs::remove_dir_all(p).is_ok())
+        .collect()
 }
 
 /// Loads `store_path` into our store and returns the image's tag and its
@@ -35,15 +48,8 @@ pub fn load(podman: &Podman, store_path: &str, scratch: &Path) -> Result<(String
     let policy = podman.policy.display().to_string();
     // A killed load's Podman may still be writing into its own scratch
     // dir; each load has its own, and the others go when they can.
-    if let Some(tmp) = scratch.parent()
-        && let Ok(entries) = std::fs::read_dir(tmp)
-    {
-        for e in entries.flatten() {
-            let name = e.file_name();
-            if is_scratch(&name.to_string_lossy()) && e.path() != scratch {
-                let _ = std::fs::remove_dir_all(e.path());
-            }
-        }
+    if let Some(tmp) = scratch.parent() {
+        remove_scratch(tmp, Some(scratch));
     }
     clear_scratch(scratch)?;
     let result = load_in(podman, path, &policy, scratch);

@@ -134,12 +134,7 @@ pub fn run(cfg: &Config, podman: &Podman, all: bool) -> Result<Value> {
         }
     }
     // Loads' scratch dirs (we hold the load lock: no load runs).
-    for dir in children(&cfg.paths.tmp()) {
-        let name = dir.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-        if load::is_scratch(name) && std::fs::remove_dir_all(&dir).is_ok() {
-            files.push(dir);
-        }
-    }
+    files.extend(load::remove_scratch(&cfg.paths.tmp(), None));
     // Temp files of atomic writes whose writer died.
     let mut dirs = vec![
         cfg.paths.cache.join("images"),
