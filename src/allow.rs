@@ -10,6 +10,7 @@ use crate::cli::Cli;
 use crate::env::glob_match;
 use crate::error::{Error, Result};
 use crate::policy::{Allow, Policy, Rule};
+use crate::proxy::rules::Pattern;
 use crate::shellwords;
 
 /// An option whose value a rule set or capped (for `--show-config`).
@@ -147,6 +148,19 @@ pub fn enforce(cli: &mut Cli, system: &Policy) -> Result<Vec<Capped>> {
                     return Err(refuse(&format!(" {v}")));
                 }
             }
+            // Each pattern must be within one the rule lists (a bad one
+            // is named where the call's patterns are read).
+            "allow_hosts" => {
+                for given in &cli.allow_hosts {
+                    let Ok(p) = Pattern::parse(given) else {
+                        continue;
+                    };
+                    let covered = |r: &String| Pattern::parse(r).is_ok_and(|r| r.covers(&p));
+                    if !permits(&rule.allow, covered) {
+                        return Err(refuse(&format!(" {given}")));
+                    }
+                }
+            }
             "allow_setuid" | "writable_root" | "allow_net" | "nix_develop" => {
                 let on = match rule.key {
                     "allow_setuid" => cli.allow_setuid,
@@ -267,7 +281,7 @@ mod tests {
 
     #[test]
     fn each_relaxing_option_is_judged_by_its_rule() {
-        let rules = "allow:\n  allow_net: false\n  cap_add: [net_raw]\n  podman_extra: [--security-opt=label=disable]\n  flake: ['path:/srv/flakes/*']\n  podman_exe: [/usr/bin/podman]\n  nix_develop: false\n  volumes: false\n";
+        let rules = "allow:\n  allow_net: false\n  cap_add: [net_raw]\n  podman_extra: [--security-opt=label=disable]\n  flake: ['path:/srv/flakes/*']\n  podman_exe: [/usr/bin/podman]\n  nix_develop: false\n  volumes: false\n  allow_hosts: ['*.pythonhosted.org', files.pypi.org]\n";
         let refused = [
             vec!["--allow-net"],
             vec!["--cap-add", "SYS_ADMIN"],
@@ -280,6 +294,9 @@ mod tests {
             vec!["--podman-exe", "/tmp/fake-podman"],
             vec!["--auto-nix-develop"],
             vec!["--volume", "/srv:/srv"],
+            vec!["--allow-host", "example.com"],
+            vec!["--allow-host", "*.pypi.org"],
+            vec!["--allow-host", "files.pypi.org:22"],
         ];
         for args in refused {
             let e = judge(rules, &args).unwrap_err().to_string();
@@ -297,6 +314,10 @@ mod tests {
                 "--security-opt=label=disable",
                 "--flake",
                 "path:/srv/flakes/a",
+                "--allow-host",
+                "files.pythonhosted.org",
+                "--allow-host",
+                "files.pypi.org:443",
             ],
         )
         .unwrap();

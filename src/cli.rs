@@ -61,6 +61,10 @@ pub struct Cli {
     #[arg(long)]
     pub allow_net: bool,
 
+    /// Let the command reach only these hosts, through a filtering proxy (no other network): a name (pypi.org), *.domain (its subdomains), an address or network (10.0.0.0/8); ports 80 and 443 unless :PORT or :* follows. Loopback and private addresses only when allowed as addresses. Repeatable
+    #[arg(long = "allow-host", value_name = "PATTERN")]
+    pub allow_hosts: Vec<String>,
+
     /// Keep a warm container per configuration for later calls (the default)
     #[arg(long, overrides_with = "no_keep_warm")]
     pub keep_warm: bool,

@@ -756,6 +756,8 @@ pub struct Config {
     /// `--home`, if given; otherwise a per-configuration dir (see container).
     pub home: Option<PathBuf>,
     pub allow_net: bool,
+    /// `--allow-host`: the proxy's allowlist (see proxy/).
+    pub allow_hosts: crate::proxy::rules::Rules,
     pub keep_warm: bool,
     pub exec_via: crate::cli::ExecVia,
     /// The dev shell to run the command in (--nix-develop, or
@@ -1199,6 +1201,8 @@ impl Config {
             &env_files,
         )?;
         let env_identity = env::identity(&cli.pass_env, &[&managed, &fixed], &cli.env, &env_files)?;
+        let allow_hosts =
+            crate::proxy::rules::Rules::parse(&cli.allow_hosts).map_err(Error::Usage)?;
 
         Ok(Config {
             action,
@@ -1234,6 +1238,7 @@ impl Config {
             volumes,
             home,
             allow_net: cli.allow_net,
+            allow_hosts,
             keep_warm,
             exec_via: cli.exec_via,
             develop,

@@ -26,6 +26,9 @@ pub enum Error {
     Nix { message: String, log: String },
     /// A Podman step failed; `log` holds what Podman said.
     Podman { message: String, log: String },
+    /// A container's proxy (`--allow-host`) could not start; `log` holds
+    /// what it said.
+    Proxy { message: String, log: String },
     /// A lock was not released within its bound.
     LockTimeout { what: String, path: PathBuf },
     /// The recorded image is gone from Podman's store (handled by reloading).
@@ -88,6 +91,7 @@ impl fmt::Display for Error {
             Error::Spawn { program, source } => write!(f, "cannot run `{program}`: {source}"),
             Error::Nix { message, log } => write_with_log(f, message, log),
             Error::Podman { message, log } => write_with_log(f, message, log),
+            Error::Proxy { message, log } => write_with_log(f, message, log),
             Error::LockTimeout { what, path } => write!(
                 f,
                 "gave up waiting for the lock on {what} ({}): another lectic-nix-sandbox still holds it; wait longer with --lock-timeout",

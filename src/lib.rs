@@ -21,6 +21,7 @@ pub mod image;
 pub mod lock;
 pub mod manage;
 pub mod policy;
+pub mod proxy;
 pub mod shellwords;
 pub mod stop;
 pub mod store;
@@ -67,6 +68,7 @@ pub async fn run(mut cfg: Config) -> Result<i32> {
         let mut warm = warm_container(&cfg, &podman)?;
         let code = exec::run_warm(&cfg, &podman, &mut warm).await;
         warm.touch();
+        warm.report_refusals();
         (code, warm.name.clone())
     } else {
         let image = image::ensure(&cfg, &podman, Want::Present)?;

@@ -5,17 +5,35 @@ use lectic_nix_sandbox::agent;
 use lectic_nix_sandbox::cli::{Cli, one_line};
 use lectic_nix_sandbox::config::Config;
 use lectic_nix_sandbox::manage;
+use lectic_nix_sandbox::proxy;
 
 /// The sandbox's own failures exit 125, as Podman's do.
 const SANDBOX_FAILURE: u8 = 125;
 
 fn main() -> ExitCode {
-    // Inside a warm container, as its main process (see agent/).
-    if std::env::args_os().nth(1).is_some_and(|a| a == agent::ARG) {
-        return match agent::serve() {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => fail(&format!("agent: {e}")),
-        };
+    // The binary's other roles, each only as argv[1].
+    let internal: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    match internal.first().and_then(|a| a.to_str()) {
+        // Inside a warm container, as its main process (see agent/).
+        Some(agent::ARG) => {
+            return match agent::serve(internal.iter().any(|a| a == agent::FORWARD)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => fail(&format!("agent: {e}")),
+            };
+        }
+        // Inside a container without the agent, for --allow-host.
+        Some(proxy::forward::ARG) => return proxy::forward::wrap(&internal[1..]),
+        // On the host, a warm container's proxy.
+        Some(proxy::daemon::ARG) => {
+            return match internal.get(1) {
+                Some(dir) => match proxy::daemon::serve(std::path::Path::new(dir)) {
+                    Ok(()) => ExitCode::SUCCESS,
+                    Err(e) => fail(&format!("proxy: {e}")),
+                },
+                None => fail("proxy: no state directory given"),
+            };
+        }
+        _ => {}
     }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,

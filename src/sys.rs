@@ -81,6 +81,76 @@ pub fn kill_with_parent() -> std::io::Result<()> {
     prctl(libc::PR_SET_PDEATHSIG, SIGKILL as libc::c_ulong)
 }
 
+/// Ignores the signals that stop a call (SIGTERM, SIGINT, SIGHUP): for a
+/// process that must outlive its child's handling of them.
+pub fn ignore_stop_signals() {
+    for sig in [SIGTERM, SIGINT, SIGHUP] {
+        // SAFETY: SIG_IGN installs no handler of ours.
+        unsafe {
+            libc::signal(sig, libc::SIG_IGN);
+        }
+    }
+}
+
+/// Starts a new session, leaving the caller's process group and terminal.
+/// For a child between fork and exec: async-signal-safe.
+pub fn new_session() -> io::Result<()> {
+    // SAFETY: setsid takes no arguments.
+    if unsafe { libc::setsid() } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// A descriptor that becomes readable when process `pid` ends (Linux 5.3).
+pub fn pidfd_open(pid: u32) -> io::Result<OwnedFd> {
+    // SAFETY: pidfd_open takes a pid and flags; it returns a new descriptor.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the kernel just gave us this descriptor.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// The addresses of this host's network interfaces.
+pub fn local_addresses() -> io::Result<Vec<std::net::IpAddr>> {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+    let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: getifaddrs fills `head` with a list freed below.
+    if unsafe { libc::getifaddrs(&mut head) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let mut out = Vec::new();
+    let mut p = head;
+    while !p.is_null() {
+        // SAFETY: `p` is a node of the list getifaddrs gave; its address,
+        // when not null, is a sockaddr of the family it names.
+        unsafe {
+            let ifa = &*p;
+            if !ifa.ifa_addr.is_null() {
+                match i32::from((*ifa.ifa_addr).sa_family) {
+                    libc::AF_INET => {
+                        let sin = &*ifa.ifa_addr.cast::<libc::sockaddr_in>();
+                        out.push(IpAddr::V4(Ipv4Addr::from(u32::from_be(
+                            sin.sin_addr.s_addr,
+                        ))));
+                    }
+                    libc::AF_INET6 => {
+                        let sin6 = &*ifa.ifa_addr.cast::<libc::sockaddr_in6>();
+                        out.push(IpAddr::V6(Ipv6Addr::from(sin6.sin6_addr.s6_addr)));
+                    }
+                    _ => {}
+                }
+            }
+            p = ifa.ifa_next;
+        }
+    }
+    // SAFETY: the list getifaddrs gave, freed once.
+    unsafe { libc::freeifaddrs(head) };
+    Ok(out)
+}
+
 /// Makes this process not dumpable: no core dump, and processes of the
 /// same uid (without CAP_SYS_PTRACE) can neither ptrace it nor read its
 /// /proc entries (environ, fd/, mem). An exec undoes it.
@@ -575,6 +645,12 @@ mod tests {
         };
         assert_eq!(exit_code(sh("kill -TERM $$")), 143);
         assert_eq!(exit_code(sh("exit 3")), 3);
+    }
+
+    #[test]
+    fn the_hosts_own_addresses_include_loopback() {
+        let local = local_addresses().unwrap();
+        assert!(local.contains(&"127.0.0.1".parse().unwrap()), "{local:?}");
     }
 
     #[test]

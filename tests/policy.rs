@@ -235,3 +235,42 @@ both_modes!(
         assert!(stderr(&o).contains("/no/such.yaml"), "{}", stderr(&o));
     }
 );
+
+both_modes!(
+    allowed_hosts_from_the_policy_file_show_with_their_source,
+    |mode| {
+        let sb = with_policy(
+            mode,
+            "pol-hosts",
+            "allow_hosts: [pypi.org, '*.pythonhosted.org']\n",
+        );
+        let v: Value = serde_json::from_str(&ok(&sb.run(&[
+            "--allow-host",
+            "example.org:8443",
+            "--show-config",
+            "--json",
+        ])))
+        .unwrap();
+        let file = sb.dir.join("config/nix-sandbox.yaml").display().to_string();
+        let setting = v["options"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["option"] == "--allow-host")
+            .unwrap_or_else(|| panic!("{v}"));
+        assert_eq!(
+            setting["value"],
+            serde_json::json!(["pypi.org", "*.pythonhosted.org", "example.org:8443"])
+        );
+        assert_eq!(setting["source"], format!("{file}:1 and command line"));
+        // A pattern that is not one is refused, naming itself and the forms.
+        let sb = with_policy(mode, "pol-hosts-bad", "allow_hosts: ['pypi org']\n");
+        let o = sb.run(&["true"]);
+        assert_eq!(o.status.code(), Some(125));
+        assert!(
+            stderr(&o).contains("--allow-host \"pypi org\": not a host name; give a host name"),
+            "{}",
+            stderr(&o)
+        );
+    }
+);

@@ -59,6 +59,10 @@ use wire::BadRequest;
 /// it is checked before the command line is parsed, and only as argv[1]).
 pub const ARG: &str = "--internal-agent";
 
+/// With it, the agent also forwards the container's proxy connections
+/// (`--allow-host`, see proxy/forward.rs).
+pub const FORWARD: &str = "--forward";
+
 /// Look at the TTL at least this often, so a lowered TTL is noticed.
 const RECHECK: Duration = Duration::from_secs(10);
 /// Threads per call only read a socket and wait; they need little stack.
@@ -68,8 +72,12 @@ const CALL_STACK: usize = 128 << 10;
 const REAP_LIMIT: Duration = Duration::from_secs(5);
 
 /// The container's command for an agent.
-pub fn command() -> Vec<String> {
-    vec![format!("{MOUNT}/{AGENT_FILE}"), ARG.into()]
+pub fn command(forward: bool) -> Vec<String> {
+    let mut v = vec![format!("{MOUNT}/{AGENT_FILE}"), ARG.into()];
+    if forward {
+        v.push(FORWARD.into());
+    }
+    v
 }
 
 /// The calls the agent serves.
@@ -93,8 +101,12 @@ impl Drop for Open {
 }
 
 /// Runs the agent until the container has been idle past its TTL.
-pub fn serve() -> Result<()> {
+pub fn serve(forward: bool) -> Result<()> {
     sys::set_not_dumpable().map_err(|e| Error::os("cannot make the agent non-dumpable", e))?;
+    // Listening before the first call can run: nothing else takes the port.
+    if forward {
+        crate::proxy::forward::spawn().map_err(|e| Error::os("cannot listen for the proxy", e))?;
+    }
     let dir = WarmDir::at(Path::new(MOUNT));
     let path = dir.socket();
     let _ = std::fs::remove_file(&path);

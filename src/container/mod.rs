@@ -27,6 +27,7 @@ use crate::config::{Checked, Config, Hardening, Volume};
 use crate::digest::Key;
 use crate::error::{Error, IoContext, Result};
 use crate::lock::{self, Lock, Mode};
+use crate::proxy::rules::Rules;
 use crate::store::Podman;
 use crate::{agent, develop, fsutil, image, stop, sys, verbose};
 
@@ -62,6 +63,12 @@ pub struct Spec {
     pub home: PathBuf,
     pub volumes: Vec<Volume>,
     pub allow_net: bool,
+    /// The proxy's allowlist (`--allow-host`), empty with `--allow-net`.
+    pub allow_hosts: Rules,
+    /// With an allowlist: this binary, which forwards the proxy's
+    /// connections inside, as the agent or else as the wrapper of the
+    /// main process (see proxy/forward.rs).
+    pub forwarder: Option<PathBuf>,
     pub rootless: bool,
     pub podman_extra: Vec<String>,
     pub hardening: Hardening,
@@ -121,6 +128,15 @@ impl Spec {
             home: cfg.home.clone().unwrap_or_default(),
             volumes: cfg.volumes.clone(),
             allow_net: cfg.allow_net,
+            allow_hosts: if cfg.allow_net {
+                if !cfg.allow_hosts.is_empty() {
+                    verbose!("--allow-net gives the whole network: --allow-host filters nothing");
+                }
+                Rules::default()
+            } else {
+                cfg.allow_hosts.clone()
+            },
+            forwarder: None,
             rootless: cfg.rootless(),
             podman_extra: cfg.podman_extra.clone(),
             hardening: cfg.hardening.clone(),
@@ -138,6 +154,14 @@ impl Spec {
             hide: cfg.hide.clone(),
             rootfs: image.rootfs.clone(),
         };
+        if !spec.allow_hosts.is_empty() {
+            let exe = agent::binary::usable().map_err(|why| {
+                Error::usage(format!(
+                    "--allow-host: {why}, and its proxy needs this binary inside the container; use a static build (see the README), or --allow-net"
+                ))
+            })?;
+            spec.forwarder = Some(exe.to_owned());
+        }
         if cfg.develop.is_some() {
             // The host's /nix/store replaces the image's inside: it must
             // still hold the image's closure.
@@ -175,6 +199,9 @@ impl Spec {
             k.field("volume", v.podman_arg().as_bytes());
         }
         k.field("network", if self.allow_net { b"on" } else { b"off" });
+        for p in &self.allow_hosts.0 {
+            k.field("allow-host", p.to_string().as_bytes());
+        }
         // Only when set, so a plain configuration keeps its HOME.
         if let Some(id) = &self.env_identity {
             k.field("env", id.as_bytes());
@@ -211,6 +238,23 @@ impl Spec {
             );
         }
         k.hex()
+    }
+
+    /// The words before a main process that is not the agent: the wrapper
+    /// that forwards the proxy's connections (`--allow-host`), if any,
+    /// followed by `--` when a command follows.
+    pub fn forward_prefix(&self, command_follows: bool) -> Vec<String> {
+        if self.forwarder.is_none() {
+            return vec![];
+        }
+        let mut v = vec![
+            format!("{}/{AGENT_FILE}", watcher::MOUNT),
+            crate::proxy::forward::ARG.into(),
+        ];
+        if command_follows {
+            v.push("--".into());
+        }
+        v
     }
 
     /// `lectic-nix-sandbox-<hash>`.
@@ -451,6 +495,12 @@ impl Spec {
         if !self.allow_net {
             a.extend(["--network".into(), "none".into()]);
         }
+        // The only way out: the proxy, on the container's own loopback.
+        if !self.allow_hosts.is_empty() {
+            for (name, value) in crate::proxy::env() {
+                a.extend(["--env".into(), format!("{name}={value}")]);
+            }
+        }
         a.extend(self.hardening_args());
         if self.rootless {
             // The command runs as the invoking user, so what it writes into
@@ -524,6 +574,8 @@ pub struct Warm {
     pub agent: Option<UnixStream>,
     /// Whether its image has a shell (and the watcher's tools).
     pub has_shell: bool,
+    /// Its proxy's refusal log and how long it was when the call began.
+    refusals: Option<(PathBuf, u64)>,
     dir: WarmDir,
     _busy: Option<Lock>,
     _in_use: Lock,
@@ -552,6 +604,19 @@ impl Warm {
     pub fn keep_call(&self, id: &str) {
         if let Err(e) = self.dir.keep_call(id) {
             verbose!("cannot record that call {id} keeps its processes: {e}");
+        }
+    }
+
+    /// Says (with --verbose) what the proxy refused during the call (in
+    /// this container: a parallel call's refusals show too).
+    pub fn report_refusals(&self) {
+        if let Some((log, from)) = &self.refusals {
+            for line in crate::proxy::log::since(log, *from) {
+                verbose!(
+                    "the proxy {}",
+                    line.split_once(' ').map_or(line.as_str(), |(_, l)| l)
+                );
+            }
         }
     }
 
@@ -681,8 +746,18 @@ pub fn ensure_warm(cfg: &Config, podman: &Podman, spec: &Spec) -> Result<Warm> {
     }
     dir.set_ttl(cfg.ttl)?;
     dir.touch()?;
+    let refusals = if spec.allow_hosts.is_empty() {
+        None
+    } else {
+        // Started with the container, or again if it died.
+        crate::proxy::daemon::ensure(&dir, &spec.allow_hosts)?;
+        let log = dir.refusal_log();
+        let from = crate::proxy::log::len(&log);
+        Some((log, from))
+    };
     Ok(Warm {
         name,
+        refusals,
         agent: alive.unwrap_or(None),
         has_shell: spec.watcher,
         dir,
@@ -764,10 +839,15 @@ fn create(podman: &Podman, spec: &Spec, dir: &WarmDir) -> Result<Option<UnixStre
         "--volume".into(),
         format!("{}:{}:ro", dir.inside().display(), watcher::MOUNT),
     ]);
-    if let Some(exe) = &spec.agent {
+    if let Some(exe) = spec.agent.as_ref().or(spec.forwarder.as_ref()) {
+        // The same binary either way.
         args.extend([
             "--volume".into(),
             format!("{}:{}/{AGENT_FILE}:ro", exe.display(), watcher::MOUNT),
+        ]);
+    }
+    if spec.agent.is_some() {
+        args.extend([
             "--volume".into(),
             format!(
                 "{}:{}/{SOCKET_DIR}",
@@ -776,10 +856,15 @@ fn create(podman: &Podman, spec: &Spec, dir: &WarmDir) -> Result<Option<UnixStre
             ),
         ]);
         args.extend(spec.image_args(&dir.root()));
-        args.extend(agent::command());
+        args.extend(agent::command(!spec.allow_hosts.is_empty()));
     } else if spec.watcher {
         args.extend(spec.image_args(&dir.root()));
+        args.extend(spec.forward_prefix(true));
         args.extend(watcher::command());
+    } else if spec.forwarder.is_some() {
+        // Forwards until calls prune it.
+        args.extend(spec.image_args(&dir.root()));
+        args.extend(spec.forward_prefix(false));
     } else {
         // Without the watcher's tools it only sleeps; calls prune it.
         args.extend(spec.image_args(&dir.root()));
@@ -1136,6 +1221,8 @@ mod tests {
             home: "/h".into(),
             volumes: vec![],
             allow_net: false,
+            allow_hosts: Rules::default(),
+            forwarder: None,
             rootless: true,
             podman_extra: vec![],
             hardening: Hardening {
@@ -1163,7 +1250,9 @@ mod tests {
     fn name_changes_with_everything_that_shapes_the_container() {
         let base = spec().name();
         assert!(base.starts_with(PREFIX) && base.len() == PREFIX.len() + 16);
-        let variants: [fn(&mut Spec); 16] = [
+        let variants: [fn(&mut Spec); 18] = [
+            |s| s.allow_hosts = Rules::parse(&["pypi.org".to_owned()]).unwrap(),
+            |s| s.allow_hosts = Rules::parse(&["pypi.org:22".to_owned()]).unwrap(),
             |s| s.hide = vec![".env".into()],
             |s| s.env_identity = Some("secrets".into()),
             |s| s.hardening.pids_via_ulimit = true,
@@ -1241,10 +1330,23 @@ mod tests {
             "{a}"
         );
         let mut s = spec();
+        s.allow_hosts = Rules::parse(&["pypi.org".to_owned()]).unwrap();
+        let a = s.run_args().join(" ");
+        for proxied in [
+            "--network none",
+            "--env HTTPS_PROXY=http://127.0.0.1:3128",
+            "--env http_proxy=http://127.0.0.1:3128",
+            "--env ALL_PROXY=socks5h://127.0.0.1:3128",
+            "--env NO_PROXY=localhost,127.0.0.1",
+        ] {
+            assert!(a.contains(proxied), "{proxied} in {a}");
+        }
+        let mut s = spec();
         s.allow_net = true;
         s.rootless = false;
         let a = s.run_args().join(" ");
         assert!(!a.contains("--network") && !a.contains("keep-id"), "{a}");
+        assert!(!a.contains("PROXY"), "{a}");
     }
 
     #[test]

@@ -98,6 +98,13 @@ impl WarmDir {
         }
     }
 
+    /// The directory at `dir` as the host sees it, for a process that was
+    /// given its path (the proxy, see proxy/daemon.rs).
+    pub fn open(dir: &Path) -> WarmDir {
+        let name = dir.file_name().unwrap_or_default().to_string_lossy();
+        Self::host(&name, dir.to_owned(), PathBuf::new())
+    }
+
     pub fn path(&self) -> &Path {
         &self.dir
     }
@@ -118,6 +125,35 @@ impl WarmDir {
 
     pub fn create_lock(&self) -> PathBuf {
         self.dir.join("create.lock")
+    }
+
+    /// Held by the container's proxy for as long as it runs.
+    pub fn proxy_lock(&self) -> PathBuf {
+        self.dir.join("proxy.lock")
+    }
+
+    pub fn proxy_start_lock(&self) -> PathBuf {
+        self.dir.join("proxy-start.lock")
+    }
+
+    /// The allowlist the proxy serves, one pattern per line.
+    pub fn proxy_rules(&self) -> PathBuf {
+        self.dir.join("proxy.allow")
+    }
+
+    /// Which proxy runs, and for which init.
+    pub fn proxy_pid(&self) -> PathBuf {
+        self.dir.join("proxy.pid")
+    }
+
+    /// What the proxy said when it could not start.
+    pub fn proxy_err(&self) -> PathBuf {
+        self.dir.join("proxy.err")
+    }
+
+    /// The connections the proxy refused (see proxy/log.rs).
+    pub fn refusal_log(&self) -> PathBuf {
+        self.dir.join("refused.log")
     }
 
     pub fn alive_lock(&self) -> PathBuf {
@@ -287,6 +323,7 @@ impl WarmDir {
             "home": spec.home,
             "volumes": spec.volumes.iter().map(|v| v.podman_arg()).collect::<Vec<_>>(),
             "allow_net": spec.allow_net,
+            "allow_hosts": spec.allow_hosts.0.iter().map(ToString::to_string).collect::<Vec<_>>(),
             "podman_extra": spec.podman_extra,
             "store": self.store_id(),
         });

@@ -234,10 +234,19 @@ async fn exec_in(cfg: &Config, podman: &Podman, warm: &Warm, call_id: &str) -> R
     supervise(podman, cmd, call_id, None).await
 }
 
-/// A one-shot container's skeleton root, removed with the call.
-struct OneShotRoot(std::path::PathBuf);
+/// A directory of a one-shot call (its skeleton root, its proxy's
+/// socket), named by the call's process so --gc spares it while the call
+/// runs; removed with the call.
+struct CallDir(std::path::PathBuf);
 
-impl Drop for OneShotRoot {
+impl CallDir {
+    fn new(cfg: &Config, kind: &str) -> CallDir {
+        let owner = sys::self_identity().replace(':', "-");
+        CallDir(cfg.paths.tmp().join(format!("{kind}-{owner}")))
+    }
+}
+
+impl Drop for CallDir {
     fn drop(&mut self) {
         let _ = crate::fsutil::remove_any(&self.0);
     }
@@ -260,14 +269,14 @@ pub async fn run_once(cfg: &Config, podman: &Podman, spec: &Spec) -> Result<i32>
     args.extend(guards);
     let (env, _env_file) = env_options(cfg, &call_id, &mut cmd)?;
     args.extend(env);
-    // Named by this process (`pid:start`), so --gc spares it while we run.
-    let skeleton = OneShotRoot(
-        cfg.paths
-            .tmp()
-            .join(format!("root-{}", sys::self_identity().replace(':', "-"))),
-    );
+    let skeleton = CallDir::new(cfg, "root");
     spec.prepare_host(&skeleton.0)?;
+    let _proxy = match &spec.forwarder {
+        Some(exe) => Some(one_shot_proxy(cfg, spec, exe, &mut args)?),
+        None => None,
+    };
     args.extend(spec.image_args(&skeleton.0));
+    args.extend(spec.forward_prefix(true));
     podman.ensure_pause_process()?;
     // The image has a shell (the watcher's tools): the command waits behind
     // the gate until the mounts are verified. Without one it runs at once.
@@ -281,6 +290,50 @@ pub async fn run_once(cfg: &Config, podman: &Podman, spec: &Spec) -> Result<i32>
     args.extend(cfg.command.iter().cloned());
     cmd.args(&args);
     supervise(podman, cmd, &call_id, spec.watcher.then_some(&gate[..])).await
+}
+
+/// A one-shot call's proxy (`--allow-host`): a task of this call, which
+/// lives exactly as long as the container, on a socket in a directory of
+/// the call's, mounted read-only where a warm container has its state
+/// (with this binary, the forwarding wrapper, in it).
+fn one_shot_proxy(
+    cfg: &Config,
+    spec: &Spec,
+    exe: &std::path::Path,
+    args: &mut Vec<String>,
+) -> Result<(CallDir, ServeTask)> {
+    use crate::container::{stamp::AGENT_FILE, watcher::MOUNT};
+    use crate::proxy::{self, log::Log, server};
+    let dir = CallDir::new(cfg, "proxy");
+    crate::fsutil::ensure_dir(&dir.0)?;
+    let mountpoint = dir.0.join(AGENT_FILE);
+    std::fs::File::create(&mountpoint).with_path("cannot create", &mountpoint)?;
+    let listener = server::bind(&dir.0, proxy::SOCKET)
+        .and_then(tokio::net::UnixListener::from_std)
+        .with_path("cannot listen on", dir.0.join(proxy::SOCKET))?;
+    let serving = tokio::spawn(server::serve(
+        listener,
+        std::sync::Arc::new(server::Proxy {
+            rules: spec.allow_hosts.clone(),
+            log: Log::Stderr,
+        }),
+    ));
+    args.extend([
+        "--volume".into(),
+        format!("{}:{MOUNT}:ro", dir.0.display()),
+        "--volume".into(),
+        format!("{}:{MOUNT}/{AGENT_FILE}:ro", exe.display()),
+    ]);
+    Ok((dir, ServeTask(serving)))
+}
+
+/// Ends the proxy task when the call ends.
+struct ServeTask(tokio::task::JoinHandle<()>);
+
+impl Drop for ServeTask {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// Shell lines that end the shell with the agent's words and exit codes

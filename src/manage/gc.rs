@@ -115,12 +115,13 @@ pub fn run(cfg: &Config, podman: &Podman, all: bool) -> Result<Value> {
             files.push(link);
         }
     }
-    // Skeleton roots of one-shot calls that were killed: each is named by
-    // its call's process (see exec::run_once).
+    // Skeleton roots and proxy dirs of one-shot calls that were killed:
+    // each is named by its call's process (see exec::CallDir).
     for dir in children(&cfg.paths.tmp()) {
         let name = dir.file_name().and_then(|n| n.to_str()).unwrap_or_default();
         let dead = name
             .strip_prefix("root-")
+            .or_else(|| name.strip_prefix("proxy-"))
             .is_some_and(|owner| !crate::sys::identity_alive(&owner.replacen('-', ":", 1)));
         if dead && crate::fsutil::remove_any(&dir).is_ok() {
             files.push(dir);

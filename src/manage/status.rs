@@ -94,6 +94,9 @@ fn age(now: SystemTime, epoch_secs: i64) -> u64 {
     (now - epoch_secs).max(0) as u64
 }
 
+/// The latest refusals shown per container.
+const REFUSALS_SHOWN: usize = 5;
+
 fn warm_entry(dir: &WarmDir, listed: Option<&Listed>) -> Value {
     let state = dir.state().unwrap_or(Value::Null);
     let idle = dir.idle().map(|d| d.as_secs());
@@ -103,6 +106,16 @@ fn warm_entry(dir: &WarmDir, listed: Option<&Listed>) -> Value {
             lock::try_acquire(&dir.use_lock(), Mode::Exclusive),
             Ok(None)
         );
+    let allow_hosts = state.get("allow_hosts").cloned().unwrap_or(json!([]));
+    let proxy = (!items(&state, "allow_hosts").is_empty()).then(|| {
+        let pid = crate::proxy::daemon::serving(dir)
+            .and_then(|id| id.split_once(':').map(|(p, _)| p.to_owned()));
+        json!({
+            "running": pid.is_some(),
+            "pid": pid,
+            "refused": crate::proxy::log::tail(&dir.refusal_log(), REFUSALS_SHOWN),
+        })
+    });
     json!({
         "name": dir.name,
         "state": listed.map(|c| c.state.as_str()).unwrap_or("gone"),
@@ -115,6 +128,8 @@ fn warm_entry(dir: &WarmDir, listed: Option<&Listed>) -> Value {
         "home": state.get("home"),
         "volumes": state.get("volumes"),
         "allow_net": state.get("allow_net"),
+        "allow_hosts": allow_hosts,
+        "proxy": proxy,
         "podman_extra": state.get("podman_extra"),
     })
 }
@@ -144,16 +159,31 @@ pub fn render(v: &Value) -> String {
         };
         out += &format!("  {}  {}{in_use}, {timing}\n", s(w, "name"), s(w, "state"));
         let volumes = items(w, "volumes").len();
+        let hosts: Vec<&str> = items(w, "allow_hosts")
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
+        let network = if w["allow_net"].as_bool() == Some(true) {
+            "on".to_owned()
+        } else if hosts.is_empty() {
+            "off".to_owned()
+        } else {
+            format!("through the proxy to {}", hosts.join(", "))
+        };
         out += &format!(
-            "      workdir {}, network {}, {volumes} extra volume(s), image {}\n",
+            "      workdir {}, network {network}, {volumes} extra volume(s), image {}\n",
             w.get("workdir").and_then(Value::as_str).unwrap_or("?"),
-            if w["allow_net"].as_bool() == Some(true) {
-                "on"
-            } else {
-                "off"
-            },
             w.get("image").and_then(Value::as_str).unwrap_or("?"),
         );
+        if let Some(p) = w.get("proxy").filter(|p| !p.is_null()) {
+            out += &match p["pid"].as_str() {
+                Some(pid) => format!("      proxy running (pid {pid})\n"),
+                None => "      proxy not running; the next call starts it\n".to_owned(),
+            };
+            for line in items(p, "refused") {
+                out += &format!("      {}\n", line.as_str().unwrap_or_default());
+            }
+        }
     }
     let one_shot = items(v, "one_shot");
     if !one_shot.is_empty() {
