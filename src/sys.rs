@@ -113,9 +113,29 @@ pub fn pidfd_open(pid: u32) -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
 }
 
-/// The addresses of this host's network interfaces.
-pub fn local_addresses() -> io::Result<Vec<std::net::IpAddr>> {
+/// The networks this host is on: each address of its interfaces with its
+/// prefix length (its own address, and the hosts on the same link).
+pub fn local_networks() -> io::Result<Vec<(std::net::IpAddr, u8)>> {
     use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+    // SAFETY (both): `sa` is null or a sockaddr of the family it names.
+    let ip = |sa: *const libc::sockaddr| unsafe {
+        if sa.is_null() {
+            return None;
+        }
+        match i32::from((*sa).sa_family) {
+            libc::AF_INET => {
+                let sin = &*sa.cast::<libc::sockaddr_in>();
+                Some(IpAddr::V4(Ipv4Addr::from(u32::from_be(
+                    sin.sin_addr.s_addr,
+                ))))
+            }
+            libc::AF_INET6 => {
+                let sin6 = &*sa.cast::<libc::sockaddr_in6>();
+                Some(IpAddr::V6(Ipv6Addr::from(sin6.sin6_addr.s6_addr)))
+            }
+            _ => None,
+        }
+    };
     let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
     // SAFETY: getifaddrs fills `head` with a list freed below.
     if unsafe { libc::getifaddrs(&mut head) } != 0 {
@@ -124,31 +144,44 @@ pub fn local_addresses() -> io::Result<Vec<std::net::IpAddr>> {
     let mut out = Vec::new();
     let mut p = head;
     while !p.is_null() {
-        // SAFETY: `p` is a node of the list getifaddrs gave; its address,
-        // when not null, is a sockaddr of the family it names.
-        unsafe {
-            let ifa = &*p;
-            if !ifa.ifa_addr.is_null() {
-                match i32::from((*ifa.ifa_addr).sa_family) {
-                    libc::AF_INET => {
-                        let sin = &*ifa.ifa_addr.cast::<libc::sockaddr_in>();
-                        out.push(IpAddr::V4(Ipv4Addr::from(u32::from_be(
-                            sin.sin_addr.s_addr,
-                        ))));
+        // SAFETY: `p` is a node of the list getifaddrs gave.
+        let ifa = unsafe { &*p };
+        if let Some(addr) = ip(ifa.ifa_addr) {
+            let bits = match ip(ifa.ifa_netmask) {
+                Some(IpAddr::V4(m)) => u32::from(m).count_ones() as u8,
+                Some(IpAddr::V6(m)) => u128::from(m).count_ones() as u8,
+                None => {
+                    if addr.is_ipv4() {
+                        32
+                    } else {
+                        128
                     }
-                    libc::AF_INET6 => {
-                        let sin6 = &*ifa.ifa_addr.cast::<libc::sockaddr_in6>();
-                        out.push(IpAddr::V6(Ipv6Addr::from(sin6.sin6_addr.s6_addr)));
-                    }
-                    _ => {}
                 }
-            }
-            p = ifa.ifa_next;
+            };
+            out.push((addr, bits));
         }
+        p = ifa.ifa_next;
     }
     // SAFETY: the list getifaddrs gave, freed once.
     unsafe { libc::freeifaddrs(head) };
     Ok(out)
+}
+
+/// Whether `fd` is a stream socket.
+pub fn is_stream_socket(fd: BorrowedFd<'_>) -> bool {
+    let mut kind: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: SO_TYPE writes one int into `kind`, of `len` bytes.
+    let r = unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_TYPE,
+            (&mut kind as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    r == 0 && kind == libc::SOCK_STREAM
 }
 
 /// Makes this process not dumpable: no core dump, and processes of the
@@ -648,9 +681,16 @@ mod tests {
     }
 
     #[test]
-    fn the_hosts_own_addresses_include_loopback() {
-        let local = local_addresses().unwrap();
-        assert!(local.contains(&"127.0.0.1".parse().unwrap()), "{local:?}");
+    fn the_hosts_networks_include_loopback() {
+        let local = local_networks().unwrap();
+        assert!(
+            local.contains(&("127.0.0.1".parse().unwrap(), 8)),
+            "{local:?}"
+        );
+        let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+        assert!(is_stream_socket(a.as_fd()));
+        let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        assert!(!is_stream_socket(udp.as_fd()) && is_stream_socket(b.as_fd()));
     }
 
     #[test]

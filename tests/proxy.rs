@@ -60,7 +60,11 @@ impl Server {
                     let head = String::from_utf8_lossy(&head).into_owned();
                     let path = head.split(' ').nth(1).unwrap_or_default().to_owned();
                     log.lock().unwrap().push(path.clone());
-                    let body = format!("served {path}\n");
+                    // Which site the origin was asked for, where it matters.
+                    let body = match head.lines().find_map(|l| l.strip_prefix("Host: ")) {
+                        Some(host) if path == "/fronted" => format!("served {path} for {host}\n"),
+                        _ => format!("served {path}\n"),
+                    };
                     let _ = write!(
                         conn,
                         "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
@@ -163,6 +167,9 @@ curl -sS -w ' %{{http_code}}\\n' http://denied.lns.test:{p}/denied-plain
 curl -sS -p http://denied.lns.test:{p}/denied-connect; echo connect $?
 curl -sS --socks5-hostname 127.0.0.1:3128 http://denied.lns.test:{p}/denied-socks; echo socks $?
 curl -sS -w ' %{{http_code}}\\n' http://lns.test:{p}/unresolvable-parent
+curl -sS -H 'Host: denied.lns.test:{p}' http://allowed.lns.test:{p}/fronted
+printf 'GET http://allowed.lns.test:{p}/split HTTP/1.1\\r\\nHost: q\\nforged line\\r\\n\\r\\n' | nc 127.0.0.1 3128 | head -1
+printf '\\005\\001\\000\\005\\001\\000\\003\\010y\\nforged\\000\\120' | nc 127.0.0.1 3128 >/dev/null
 "
     );
     let o = sh(&sb, &options, &script);
@@ -182,13 +189,20 @@ curl -sS -w ' %{{http_code}}\\n' http://lns.test:{p}/unresolvable-parent
     );
     assert!(out.contains("connect 56\n"), "CONNECT refused: {out}");
     assert!(!out.contains("socks 0\n"), "SOCKS refused: {out}");
+    // The Host header names the site that was judged, not another one on
+    // the same server; a header with a lone LF is not read at all.
+    assert!(
+        out.contains(&format!("served /fronted for allowed.lns.test:{p}\n")),
+        "{out}"
+    );
+    assert!(out.contains("HTTP/1.1 400 Bad Request\r\n"), "{out}");
     // Names are judged before anything is resolved.
     assert!(
         out.contains(&format!("refused lns.test:{p}: not on the allowlist")),
         "{out}"
     );
     let seen: HashSet<String> = server.seen().into_iter().collect();
-    let expected: HashSet<String> = ["/plain", "/connect", "/socks", "/all-proxy"]
+    let expected: HashSet<String> = ["/plain", "/connect", "/socks", "/all-proxy", "/fronted"]
         .map(String::from)
         .into();
     assert_eq!(seen, expected, "only allowed requests reach the server");
@@ -226,6 +240,15 @@ curl -sS -w ' %{{http_code}}\\n' http://lns.test:{p}/unresolvable-parent
         );
         assert!(
             text.contains(&format!("refused denied.lns.test:{p}")),
+            "{text}"
+        );
+        // What the command asked for cannot make a line of its own.
+        assert!(
+            text.contains("refused y\\nforged:80: not a host name"),
+            "{text}"
+        );
+        assert!(
+            !text.lines().any(|l| l.trim_start().starts_with("forged")),
             "{text}"
         );
     }

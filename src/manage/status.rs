@@ -95,7 +95,7 @@ fn age(now: SystemTime, epoch_secs: i64) -> u64 {
 }
 
 /// The latest refusals shown per container.
-const REFUSALS_SHOWN: usize = 5;
+const REFUSALS_SHOWN: usize = 8;
 
 fn warm_entry(dir: &WarmDir, listed: Option<&Listed>) -> Value {
     let state = dir.state().unwrap_or(Value::Null);

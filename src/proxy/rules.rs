@@ -177,6 +177,13 @@ fn mask(addr: IpAddr, bits: u8) -> IpAddr {
     }
 }
 
+/// Whether `addr` lies in one of `nets` (address, prefix length).
+pub fn in_any(addr: IpAddr, nets: &[(IpAddr, u8)]) -> bool {
+    let addr = addr.to_canonical();
+    nets.iter()
+        .any(|&(net, bits)| in_net(addr, mask(net, bits), bits))
+}
+
 fn in_net(addr: IpAddr, net: IpAddr, bits: u8) -> bool {
     addr.is_ipv4() == net.is_ipv4() && mask(addr, bits) == net
 }
@@ -196,6 +203,8 @@ pub fn special(addr: IpAddr) -> Option<&'static str> {
                 x if x & 0xfe00 == 0xfc00 => Some("a private (unique local) address"),
                 x if x & 0xffc0 == 0xfe80 => Some("a link-local address"),
                 x if x & 0xff00 == 0xff00 => Some("a multicast address"),
+                0x2001 if s[1] == 0xdb8 => Some("a documentation address"),
+                0x100 if s[1..4] == [0; 3] => Some("a discard address"),
                 // NAT64 and IPv4-compatible forms carry an IPv4 address.
                 0x64 if s[1] == 0xff9b => special_v4(Ipv4Addr::from(u128::from(a) as u32)),
                 0 if s[..6] == [0; 6] => special_v4(Ipv4Addr::from(u128::from(a) as u32)),
@@ -214,6 +223,11 @@ fn special_v4(a: Ipv4Addr) -> Option<&'static str> {
         (172, x) if x & 0xf0 == 16 => "a private address",
         (169, 254) => "a link-local address (cloud metadata lives there)",
         (100, x) if x & 0xc0 == 64 => "a shared (carrier-grade NAT) address",
+        (198, 18 | 19) => "a benchmarking address",
+        (192, 0) if a.octets()[2] == 0 => "an IETF protocol address",
+        (192, 0) if a.octets()[2] == 2 => "a documentation address",
+        (198, 51) if a.octets()[2] == 100 => "a documentation address",
+        (203, 0) if a.octets()[2] == 113 => "a documentation address",
         (x, _) if x >= 224 => "a multicast or reserved address",
         _ => return None,
     })
@@ -299,6 +313,7 @@ impl Rules {
             .and_then(|h| h.strip_suffix(']'))
             .unwrap_or(host);
         if let Ok(addr) = bare.parse::<IpAddr>() {
+            let addr = addr.to_canonical();
             return if self.allows_addr(addr, port) {
                 Ok(Target::Addr(addr))
             } else {
@@ -312,7 +327,12 @@ impl Rules {
         }
         let Some(n) = name(bare) else {
             return Err(refuse(
-                bare.chars().take(100).collect(),
+                // Shown in the log and to whoever reads it: never raw
+                // control characters (a newline, a terminal escape).
+                bare.chars()
+                    .take(60)
+                    .flat_map(char::escape_default)
+                    .collect(),
                 "not a host name".into(),
                 "NAME".into(),
             ));
@@ -336,9 +356,12 @@ impl Rules {
 
     /// The second judgement, on each address a name resolved to: a
     /// loopback, private, link-local (metadata) or other special address,
-    /// or one of this host's own (`local`), must itself be allowed.
+    /// or one of this host's own or its link's (`local`), must itself be
+    /// allowed.
     pub fn address(&self, name: &str, addr: IpAddr, port: u16, local: bool) -> Result<(), Refusal> {
-        let kind = special(addr).or(local.then_some("an address of this host"));
+        let addr = addr.to_canonical();
+        let kind =
+            special(addr).or(local.then_some("an address of this host or of a network it is on"));
         match kind {
             Some(kind) if !self.allows_addr(addr, port) => Err(Refusal {
                 host: name.to_owned(),
@@ -438,6 +461,8 @@ mod tests {
         assert!(r.target("git.test", 22).is_ok());
         assert_eq!(r.target("evil.test", 22).unwrap_err().fix, "evil.test:22");
         assert!(r.target("bad host", 80).is_err());
+        let e = r.target("x\n2026 refused\x1b[2J", 80).unwrap_err();
+        assert_eq!(e.host, "x\\n2026 refused\\u{1b}[2J");
     }
 
     #[test]
@@ -470,8 +495,22 @@ mod tests {
             .unwrap_err();
         assert_eq!(
             own.why,
-            "it resolves to 93.184.216.34, an address of this host"
+            "it resolves to 93.184.216.34, an address of this host or of a network it is on"
         );
+        // An IPv4-mapped form is judged, and named in the fix, as IPv4.
+        let mapped = r
+            .address("db.test", "::ffff:93.184.216.34".parse().unwrap(), 80, true)
+            .unwrap_err();
+        assert_eq!(mapped.fix, "93.184.216.34");
+        assert!(r.target("::ffff:10.1.2.3", 22).is_ok());
+        let nets = [
+            ("192.0.2.7".parse().unwrap(), 24),
+            ("2001:db8:1::5".parse().unwrap(), 64),
+        ];
+        assert!(in_any("192.0.2.200".parse().unwrap(), &nets));
+        assert!(in_any("::ffff:192.0.2.1".parse().unwrap(), &nets));
+        assert!(in_any("2001:db8:1::77".parse().unwrap(), &nets));
+        assert!(!in_any("192.0.3.1".parse().unwrap(), &nets));
         assert!(
             r.address("db.test", "::ffff:10.1.1.1".parse().unwrap(), 5, false)
                 .is_ok()
@@ -487,6 +526,9 @@ mod tests {
             "fd00:ec2::254",
             "::ffff:127.0.0.1",
             "64:ff9b::a9fe:a9fe",
+            "198.18.0.2",
+            "203.0.113.9",
+            "2001:db8::1",
         ] {
             let addr: IpAddr = special_one.parse().unwrap();
             assert!(special(addr).is_some(), "{special_one}");

@@ -9,7 +9,10 @@
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{AsFd, OwnedFd};
+use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
@@ -17,7 +20,7 @@ use tokio::net::{TcpStream, UnixListener, UnixStream};
 use tokio::sync::Semaphore;
 
 use super::log::Log;
-use super::rules::{Refusal, Rules, Target};
+use super::rules::{Refusal, Rules, Target, in_any};
 use crate::sys;
 
 /// The byte a forwarder sends with the client's socket attached.
@@ -34,6 +37,9 @@ const MAX_HEAD: usize = 64 << 10;
 /// Relay buffers: large enough that a bulk transfer is not bound by
 /// system calls.
 const RELAY_BUFFER: usize = 128 << 10;
+/// A relayed connection on which nothing moved either way for this long
+/// is closed.
+const IDLE_LIMIT: Duration = Duration::from_secs(600);
 
 /// What one proxy serves with.
 pub struct Proxy {
@@ -87,7 +93,17 @@ async fn take_client(conn: UnixStream) -> io::Result<TcpStream> {
         return Err(io::Error::other("not a handover"));
     }
     let fd: OwnedFd = fds.remove(0);
+    // Only a connection the listener accepted: its other end is a
+    // process in the container, which goes when its call ends (a command
+    // handing over both ends of a pair would hold a client forever).
+    if !sys::is_stream_socket(fd.as_fd()) {
+        return Err(io::Error::other("not a stream socket"));
+    }
     let std = std::net::TcpStream::from(fd);
+    let listener = SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, super::PORT));
+    if std.local_addr().ok() != Some(listener) {
+        return Err(io::Error::other("not a connection to the proxy's listener"));
+    }
     std.set_nonblocking(true)?;
     TcpStream::from_std(std)
 }
@@ -179,14 +195,86 @@ async fn serve_client(mut client: TcpStream, proxy: &Proxy) -> io::Result<()> {
     if !rest.is_empty() {
         upstream.write_all(&rest).await?;
     }
-    tokio::io::copy_bidirectional_with_sizes(
+    relay(client, upstream, IDLE_LIMIT).await
+}
+
+/// Copies both ways until both are done, or nothing has moved either way
+/// for `idle` (a connection nobody uses does not hold a slot forever).
+async fn relay(client: TcpStream, upstream: TcpStream, idle: Duration) -> io::Result<()> {
+    let start = tokio::time::Instant::now();
+    let moved = Arc::new(AtomicU64::new(0));
+    let mut client = Watched::new(client, start, &moved);
+    let mut upstream = Watched::new(upstream, start, &moved);
+    let copy = tokio::io::copy_bidirectional_with_sizes(
         &mut client,
         &mut upstream,
         RELAY_BUFFER,
         RELAY_BUFFER,
-    )
-    .await?;
-    Ok(())
+    );
+    tokio::pin!(copy);
+    loop {
+        tokio::select! {
+            done = &mut copy => return done.map(drop),
+            _ = tokio::time::sleep(idle / 4) => {
+                let last = Duration::from_millis(moved.load(Ordering::Relaxed));
+                if start.elapsed().saturating_sub(last) >= idle {
+                    return Ok(());
+                }
+            }
+        }
+    }
+}
+
+/// A stream that records when it last read anything (milliseconds since
+/// `start`).
+struct Watched {
+    inner: TcpStream,
+    start: tokio::time::Instant,
+    moved: Arc<AtomicU64>,
+}
+
+impl Watched {
+    fn new(inner: TcpStream, start: tokio::time::Instant, moved: &Arc<AtomicU64>) -> Watched {
+        Watched {
+            inner,
+            start,
+            moved: Arc::clone(moved),
+        }
+    }
+}
+
+impl tokio::io::AsyncRead for Watched {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let r = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            let now = self.start.elapsed().as_millis() as u64;
+            self.moved.store(now, Ordering::Relaxed);
+        }
+        r
+    }
+}
+
+impl tokio::io::AsyncWrite for Watched {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        b: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, b)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
 }
 
 async fn read_some(s: &mut TcpStream, buf: &mut Vec<u8>) -> io::Result<usize> {
@@ -207,15 +295,15 @@ async fn open(proxy: &Proxy, host: &str, port: u16) -> Result<TcpStream, Failure
                 .collect();
             // The host's own services are not reached by name either;
             // if they cannot be listed, nothing is.
-            let local = sys::local_addresses().map_err(|e| {
+            let local = sys::local_networks().map_err(|e| {
                 Failure::Unreachable(format!("cannot list this host's addresses: {e}"))
             })?;
             let mut allowed = Vec::new();
             let mut refusal = None;
             for a in found {
-                let own = local.contains(&a.ip()) || a.ip().to_canonical().is_loopback();
-                match proxy.rules.address(&name, a.ip(), port, own) {
-                    Ok(()) => allowed.push(a),
+                let ip = a.ip().to_canonical();
+                match proxy.rules.address(&name, ip, port, in_any(ip, &local)) {
+                    Ok(()) => allowed.push(SocketAddr::new(ip, port)),
                     Err(r) => refusal = refusal.or(Some(r)),
                 }
             }
@@ -347,6 +435,14 @@ async fn http_request(
 /// Parses a request head (see `http_request`).
 fn parse_http(head: &[u8]) -> Result<Ask, String> {
     let text = std::str::from_utf8(head).map_err(|_| "a request head that is not text")?;
+    // A lone CR or LF, or another control character, would split a line
+    // differently for us and for the origin.
+    if text
+        .split("\r\n")
+        .any(|l| l.chars().any(|c| c.is_control() && c != '\t'))
+    {
+        return Err("a request head with control characters".into());
+    }
     let mut lines = text.split("\r\n");
     let line = lines.next().unwrap_or_default();
     let mut words = line.split(' ');
@@ -362,6 +458,10 @@ fn parse_http(head: &[u8]) -> Result<Ask, String> {
         .take_while(|l| !l.is_empty())
         .filter_map(|l| l.split_once(':').map(|(n, v)| (n.trim(), v.trim())))
         .collect();
+    let is_host = |n: &str| n.eq_ignore_ascii_case("host");
+    if headers.iter().filter(|(n, _)| is_host(n)).count() > 1 {
+        return Err("more than one Host header".into());
+    }
     if method == "CONNECT" {
         let (host, port) = split_authority(target, None)?;
         return Ok(Ask::Connect { host, port });
@@ -392,10 +492,12 @@ fn parse_http(head: &[u8]) -> Result<Ask, String> {
     let (host, port) = split_authority(authority, Some(80))?;
     // To the origin: its own form of the request, one request per
     // connection (a second one on it could name another host).
-    let mut out = format!("{method} {path} {version}\r\n");
-    let mut has_host = false;
+    // Host names what was judged (RFC 9112: a proxy replaces it with the
+    // target's), so it cannot name another site on the same server.
+    let mut out = format!("{method} {path} {version}\r\nHost: {authority}\r\n");
     for (n, v) in &headers {
         let drop = [
+            "host",
             "proxy-connection",
             "proxy-authorization",
             "connection",
@@ -403,13 +505,9 @@ fn parse_http(head: &[u8]) -> Result<Ask, String> {
         ]
         .iter()
         .any(|d| n.eq_ignore_ascii_case(d));
-        has_host |= n.eq_ignore_ascii_case("host");
         if !drop {
             out += &format!("{n}: {v}\r\n");
         }
-    }
-    if !has_host {
-        out += &format!("Host: {authority}\r\n");
     }
     out += "Connection: close\r\n\r\n";
     Ok(Ask::Http {
@@ -524,8 +622,78 @@ mod tests {
             "CONNECT x.test HTTP/1.1\r\n\r\n",
             "SSH-2.0-OpenSSH\r\n\r\n",
             "GET http://x.test:0/ HTTP/1.1\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: a.test\nX: forged\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: a.test\r\nHost: b.test\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: a\x1b[2J.test\r\n\r\n",
         ] {
             assert!(http(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_plain_request_names_the_judged_host_whatever_its_host_header_says() {
+        let Ok(Ask::Http { host, head, .. }) =
+            http("GET http://a.test/admin HTTP/1.1\r\nHost: other.test\r\n\r\n")
+        else {
+            panic!()
+        };
+        assert_eq!(host, "a.test");
+        assert_eq!(
+            String::from_utf8(head).unwrap(),
+            "GET /admin HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n"
+        );
+    }
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    /// A connected pair of TCP streams on loopback.
+    async fn tcp_pair() -> (TcpStream, TcpStream) {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let a = TcpStream::connect(l.local_addr().unwrap()).await.unwrap();
+        let (b, _) = l.accept().await.unwrap();
+        (a, b)
+    }
+
+    #[test]
+    fn a_relay_on_which_nothing_moves_ends_after_its_idle_limit() {
+        runtime().block_on(async {
+            let (client, _client_end) = tcp_pair().await;
+            let (upstream, mut upstream_end) = tcp_pair().await;
+            let relay = tokio::spawn(relay(client, upstream, Duration::from_millis(200)));
+            upstream_end.write_all(b"x").await.unwrap();
+            let ended = tokio::time::timeout(Duration::from_secs(5), relay).await;
+            assert!(matches!(ended, Ok(Ok(Ok(())))), "{ended:?}");
+        });
+    }
+
+    #[test]
+    fn only_a_connection_to_the_listener_is_taken_as_a_client() {
+        runtime().block_on(async {
+            // One end of a socket pair, a UDP socket, a TCP connection
+            // elsewhere: none is a client.
+            let (pair, _other) = std::os::unix::net::UnixStream::pair().unwrap();
+            let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+            let (tcp, _peer) = tcp_pair().await;
+            let tcp = tcp.into_std().unwrap();
+            let not_ours = "not a connection to the proxy's listener";
+            for (fd, why) in [
+                (pair.as_fd(), not_ours),
+                (udp.as_fd(), "not a stream socket"),
+                (tcp.as_fd(), not_ours),
+            ] {
+                let (ours, theirs) = std::os::unix::net::UnixStream::pair().unwrap();
+                theirs.set_nonblocking(true).unwrap();
+                sys::send_with_fds(ours.as_fd(), &[HANDOVER], &[fd]).unwrap();
+                let e = take_client(UnixStream::from_std(theirs).unwrap())
+                    .await
+                    .unwrap_err();
+                assert_eq!(e.to_string(), why);
+            }
+        });
     }
 }
