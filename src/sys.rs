@@ -184,6 +184,17 @@ pub fn is_stream_socket(fd: BorrowedFd<'_>) -> bool {
     r == 0 && kind == libc::SOCK_STREAM
 }
 
+/// Keeps malloc to one arena: glibc gives each thread that allocates an
+/// arena of its own, whose pages stay resident after the thread ends (the
+/// agent serves each call on a short-lived thread). musl has one anyway.
+pub fn one_malloc_arena() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: mallopt takes two integers; called before other threads run.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 1);
+    }
+}
+
 /// Makes this process not dumpable: no core dump, and processes of the
 /// same uid (without CAP_SYS_PTRACE) can neither ptrace it nor read its
 /// /proc entries (environ, fd/, mem). An exec undoes it.

@@ -103,6 +103,7 @@ impl Drop for Open {
 /// Runs the agent until the container has been idle past its TTL.
 pub fn serve(forward: bool) -> Result<()> {
     sys::set_not_dumpable().map_err(|e| Error::os("cannot make the agent non-dumpable", e))?;
+    sys::one_malloc_arena();
     // Listening before the first call can run: nothing else takes the port.
     if forward {
         crate::proxy::forward::spawn().map_err(|e| Error::os("cannot listen for the proxy", e))?;

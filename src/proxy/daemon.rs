@@ -109,6 +109,8 @@ fn start(dir: &WarmDir) -> Result<()> {
 /// The proxy process: serves the container of the state directory
 /// `path` until its init ends.
 pub fn serve(path: &Path) -> Result<()> {
+    // Name lookups run on threads of the runtime's pool.
+    sys::one_malloc_arena();
     let dir = WarmDir::open(path);
     // A proxy of an earlier container of this name goes as its init ends.
     let _alive = lock::acquire(&dir.proxy_lock(), Mode::Exclusive, "the proxy", START_LIMIT)?;
