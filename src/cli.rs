@@ -269,6 +269,12 @@ pub enum Shell {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
     Run,
+    Manage(Manage),
+}
+
+/// The management actions: flags that stand in for a command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Manage {
     Status,
     Prune { all: bool },
     Gc { all: bool },
@@ -298,23 +304,24 @@ impl Cli {
     }
 
     pub fn action(&self) -> Action {
-        if self.status {
-            Action::Status
+        let manage = if self.status {
+            Manage::Status
         } else if self.prune {
-            Action::Prune { all: self.all }
+            Manage::Prune { all: self.all }
         } else if self.gc {
-            Action::Gc { all: self.all }
+            Manage::Gc { all: self.all }
         } else if self.prepare {
-            Action::Prepare { start: self.start }
+            Manage::Prepare { start: self.start }
         } else if self.doctor {
-            Action::Doctor
+            Manage::Doctor
         } else if self.show_config {
-            Action::ShowConfig
+            Manage::ShowConfig
         } else if self.install_plugin.is_some() {
-            Action::InstallPlugin
+            Manage::InstallPlugin
         } else {
-            Action::Run
-        }
+            return Action::Run;
+        };
+        Action::Manage(manage)
     }
 
     pub fn keep_warm(&self) -> bool {
@@ -549,15 +556,21 @@ mod tests {
 
     #[test]
     fn management_flags_take_the_place_of_a_command_and_never_shadow_one() {
-        assert_eq!(parse(&["--status"]).unwrap().action(), Action::Status);
-        assert_eq!(parse(&["--list"]).unwrap().action(), Action::Status);
+        assert_eq!(
+            parse(&["--status"]).unwrap().action(),
+            Action::Manage(Manage::Status)
+        );
+        assert_eq!(
+            parse(&["--list"]).unwrap().action(),
+            Action::Manage(Manage::Status)
+        );
         assert_eq!(
             parse(&["--prune", "--all"]).unwrap().action(),
-            Action::Prune { all: true }
+            Action::Manage(Manage::Prune { all: true })
         );
         assert_eq!(
             parse(&["--prepare", "--start"]).unwrap().action(),
-            Action::Prepare { start: true }
+            Action::Manage(Manage::Prepare { start: true })
         );
         let cli = parse(&["status", "--prune"]).unwrap();
         assert_eq!(cli.action(), Action::Run);

@@ -7,7 +7,7 @@ use std::os::unix::ffi::OsStringExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::cli::{Action, Cli};
+use crate::cli::{Action, Cli, Manage};
 use crate::digest::Key;
 use crate::env::{self, Env};
 use crate::error::{Error, IoContext, Result};
@@ -812,7 +812,10 @@ impl Config {
             .collect();
         // The management flags mount nothing: they run from anywhere, even
         // from a directory that is gone.
-        let mounting = matches!(cli.action(), Action::Run | Action::Prepare { start: true });
+        let mounting = matches!(
+            cli.action(),
+            Action::Run | Action::Manage(Manage::Prepare { start: true })
+        );
         let cwd = match std::env::current_dir() {
             Err(_) if !mounting => PathBuf::from("/"),
             r => r.with_path("cannot read the current directory", ".")?,
@@ -895,7 +898,7 @@ impl Config {
             vec![]
         };
         let words = match cli.action() {
-            Action::InstallPlugin => plugin_words(args, &cwd)?,
+            Action::Manage(Manage::InstallPlugin) => plugin_words(args, &cwd)?,
             _ => vec![],
         };
         let mut cfg = Self::build(
@@ -935,13 +938,19 @@ impl Config {
             _ => lookup(name),
         };
         let paths = Paths::from_env(with_cache, uid)?;
-        let mcp = matches!(cli.action(), Action::Doctor | Action::InstallPlugin)
-            .then(|| mcp_sight(host_env, cli.config.is_some(), cache_flag.is_some(), uid));
+        let mcp = matches!(
+            cli.action(),
+            Action::Manage(Manage::Doctor | Manage::InstallPlugin)
+        )
+        .then(|| mcp_sight(host_env, cli.config.is_some(), cache_flag.is_some(), uid));
 
         let action = cli.action();
         // Only these make a container; the management flags mount nothing,
         // so they run from anywhere (HOME, /, a parent of the cache).
-        let mounting = matches!(action, Action::Run | Action::Prepare { start: true });
+        let mounting = matches!(
+            action,
+            Action::Run | Action::Manage(Manage::Prepare { start: true })
+        );
         let workdir_given = cwd.join(cli.workdir.clone().unwrap_or_else(|| cwd.to_owned()));
         let workdir = std::fs::canonicalize(&workdir_given).map_err(|e| {
             Error::usage(format!(
@@ -1328,10 +1337,7 @@ mod tests {
 
     #[test]
     fn a_mount_source_through_a_symlink_is_refused_and_a_real_one_names_its_inode() {
-        let dir = std::fs::canonicalize(std::env::temp_dir())
-            .unwrap()
-            .join(format!("lns-config-src-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+        let dir = crate::testutil::TempDir::new("config-src");
         std::fs::create_dir_all(dir.join("real")).unwrap();
         std::os::unix::fs::symlink(dir.join("real"), dir.join("link")).unwrap();
         let real = dir.join("real");
@@ -1364,9 +1370,9 @@ mod tests {
 
     #[test]
     fn credential_directories_in_home_are_never_mounted() {
-        let home = std::env::temp_dir().join(format!("lns-config-home-{}", std::process::id()));
-        std::fs::create_dir_all(home.join("project")).unwrap();
-        let home = std::fs::canonicalize(home).unwrap();
+        let scratch = crate::testutil::TempDir::new("config-home");
+        std::fs::create_dir_all(scratch.join("project")).unwrap();
+        let home = scratch.path().to_owned();
         let paths = Paths::from_env(env_of(&[("LECTIC_CACHE", "/nonexistent/c")]), 1).unwrap();
         let h = home.display().to_string();
         let g = Guarded::new(&env_of(&[("HOME", &h)]), &paths);

@@ -383,8 +383,7 @@ mod tests {
 
     #[test]
     fn pass_env_then_env_then_env_file_later_wins() {
-        let dir = std::env::temp_dir().join(format!("lns-env-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = crate::testutil::TempDir::new("env");
         let file = dir.join("vars");
         std::fs::write(
             &file,
@@ -531,8 +530,7 @@ mod tests {
         assert_ne!(id(&[], &["TOKEN=a"]), id(&[], &["OTHER=a"]));
         assert_ne!(id(&["QUERY"], &[]), id(&["OTHER"], &[]));
         assert_ne!(id(&["QUERY"], &[]), None);
-        let dir = std::env::temp_dir().join(format!("lns-env-id-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = crate::testutil::TempDir::new("env-id");
         let f = dir.join("secrets.env");
         std::fs::write(&f, "TOKEN=one\n").unwrap();
         let one = identity(&[], &[], &[], std::slice::from_ref(&f)).unwrap();

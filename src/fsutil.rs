@@ -340,18 +340,17 @@ pub fn on_path(program: &std::ffi::OsStr) -> Option<std::path::PathBuf> {
 mod tests {
     use super::*;
 
-    /// A fresh directory for one test, by a path without symlinks (the
-    /// checks here walk real paths).
-    fn scratch(name: &str) -> std::path::PathBuf {
-        let tmp = fs::canonicalize(std::env::temp_dir()).unwrap();
-        let d = tmp.join(format!("lns-fsutil-{}-{name}", std::process::id()));
-        let _ = fs::remove_dir_all(&d);
-        d
+    /// A path for one test that does not exist yet, in a directory
+    /// removed after it.
+    fn scratch(name: &str) -> (crate::testutil::TempDir, std::path::PathBuf) {
+        let t = crate::testutil::TempDir::new("fsutil");
+        let d = t.join(name);
+        (t, d)
     }
 
     #[test]
     fn atomic_write_replaces_content_and_leaves_no_temp_file() {
-        let d = scratch("atomic");
+        let (_scratch, d) = scratch("atomic");
         let f = d.join("rec.json");
         write_atomic(&f, b"one").unwrap();
         write_atomic(&f, b"two").unwrap();
@@ -361,7 +360,7 @@ mod tests {
 
     #[test]
     fn a_tree_left_unwritable_is_removed_all_the_same() {
-        let d = scratch("locked");
+        let (_scratch, d) = scratch("locked");
         fs::create_dir_all(d.join("sock/d")).unwrap();
         fs::write(d.join("sock/d/f"), "x").unwrap();
         fs::set_permissions(d.join("sock/d"), fs::Permissions::from_mode(0o500)).unwrap();
@@ -377,7 +376,7 @@ mod tests {
 
     #[test]
     fn a_trusted_dir_is_made_private_through_what_only_its_owner_can_change() {
-        let d = scratch("trust");
+        let (_scratch, d) = scratch("trust");
         let uid = crate::sys::euid();
         // Made from nothing, each new dir 0700; /tmp is sticky and fine.
         trusted_dir(&d.join("a/b"), uid).unwrap();
@@ -416,12 +415,11 @@ mod tests {
             trusted_dir(&d.join("a/b"), uid + 1).is_err(),
             "not that uid's"
         );
-        fs::remove_dir_all(&d).unwrap();
     }
 
     #[test]
     fn a_checked_file_is_read_only_through_the_path_that_was_checked() {
-        let d = scratch("read");
+        let (_scratch, d) = scratch("read");
         fs::create_dir_all(d.join("allowed")).unwrap();
         fs::write(d.join("allowed/ok.nix"), "[ ]").unwrap();
         fs::write(d.join("evil.nix"), "throw").unwrap();
@@ -434,6 +432,5 @@ mod tests {
         std::os::unix::fs::symlink(d.join("evil.nix"), d.join("allowed/ok.nix")).unwrap();
         assert!(read_no_symlinks(&d.join("allowed/ok.nix")).is_err());
         assert!(read_no_symlinks(&d.join("allowed")).is_err(), "not a file");
-        fs::remove_dir_all(&d).unwrap();
     }
 }

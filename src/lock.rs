@@ -1,5 +1,7 @@
-//! Every advisory file lock of the program lives here (as in cargo's
-//! util/flock.rs), so the locking discipline can be read in one place.
+//! Every file lock this binary takes goes through here (as in cargo's
+//! util/flock.rs); the one other holder is the watcher script inside a
+//! container, with flock(1) (container/watcher.rs). Which lock guards
+//! what is said where each is named (container/, image/, proxy/daemon.rs).
 //!
 //! Locks are `flock`-style locks on files under the cache dir: the kernel
 //! drops them when the holder dies, so a killed call never leaves a stale
@@ -7,7 +9,7 @@
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, IoContext, Result};
@@ -16,13 +18,6 @@ use crate::error::{Error, IoContext, Result};
 #[derive(Debug)]
 pub struct Lock {
     _file: File,
-    path: PathBuf,
-}
-
-impl Lock {
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -61,10 +56,7 @@ pub fn acquire(path: &Path, mode: Mode, what: &str, limit: Duration) -> Result<L
     let mut told = false;
     loop {
         if try_take(&file, mode).with_path("cannot lock", path)? {
-            return Ok(Lock {
-                _file: file,
-                path: path.to_owned(),
-            });
+            return Ok(Lock { _file: file });
         }
         if start.elapsed() >= limit {
             return Err(Error::LockTimeout {
@@ -98,25 +90,17 @@ pub fn try_acquire_existing(path: &Path, mode: Mode) -> Result<Option<Lock>> {
 fn try_with(file: File, path: &Path, mode: Mode) -> Result<Option<Lock>> {
     Ok(try_take(&file, mode)
         .with_path("cannot lock", path)?
-        .then(|| Lock {
-            _file: file,
-            path: path.to_owned(),
-        }))
+        .then(|| Lock { _file: file }))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn temp_lock(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("lns-lock-test-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        dir.join(name)
-    }
-
     #[test]
     fn exclusive_excludes_and_releases_on_drop() {
-        let p = temp_lock("a");
+        let dir = crate::testutil::TempDir::new("lock");
+        let p = dir.join("a");
         let held = acquire(&p, Mode::Exclusive, "test", Duration::from_secs(1)).unwrap();
         assert!(try_acquire(&p, Mode::Shared).unwrap().is_none());
         assert!(try_acquire(&p, Mode::Exclusive).unwrap().is_none());
@@ -126,7 +110,8 @@ mod tests {
 
     #[test]
     fn shared_locks_coexist_but_block_exclusive() {
-        let p = temp_lock("b");
+        let dir = crate::testutil::TempDir::new("lock");
+        let p = dir.join("b");
         let _a = acquire(&p, Mode::Shared, "test", Duration::from_secs(1)).unwrap();
         let _b = acquire(&p, Mode::Shared, "test", Duration::from_secs(1)).unwrap();
         assert!(try_acquire(&p, Mode::Exclusive).unwrap().is_none());
@@ -134,7 +119,8 @@ mod tests {
 
     #[test]
     fn waiting_is_bounded_and_names_the_lock() {
-        let p = temp_lock("c");
+        let dir = crate::testutil::TempDir::new("lock");
+        let p = dir.join("c");
         let _held = acquire(&p, Mode::Exclusive, "test", Duration::from_secs(1)).unwrap();
         let e = acquire(&p, Mode::Exclusive, "the image", Duration::from_millis(50)).unwrap_err();
         assert!(e.to_string().contains("the image"), "{e}");

@@ -16,7 +16,7 @@ fn main() -> ExitCode {
     match internal.first().and_then(|a| a.to_str()) {
         // Inside a warm container, as its main process (see agent/).
         Some(agent::ARG) => {
-            return match agent::serve(internal.iter().any(|a| a == agent::FORWARD)) {
+            return match agent::server::serve(internal.iter().any(|a| a == agent::FORWARD)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => fail(&format!("agent: {e}")),
             };
@@ -60,7 +60,7 @@ fn main() -> ExitCode {
             .enable_all()
             .build()
             .map_err(|e| lectic_nix_sandbox::error::Error::os("cannot start the runtime", e))?;
-        runtime.block_on(lectic_nix_sandbox::run(cfg))
+        runtime.block_on(lectic_nix_sandbox::call::run(cfg))
     });
     match outcome {
         Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(SANDBOX_FAILURE)),

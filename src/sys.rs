@@ -672,11 +672,8 @@ mod tests {
     use super::*;
     use std::os::fd::AsFd;
 
-    fn scratch(name: &str) -> std::path::PathBuf {
-        let d = std::env::temp_dir().join(format!("lns-sys-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        d
+    fn scratch(name: &str) -> crate::testutil::TempDir {
+        crate::testutil::TempDir::new(&format!("sys-{name}"))
     }
 
     #[test]
@@ -762,11 +759,11 @@ mod tests {
 
     #[test]
     fn open_no_symlinks_refuses_a_symlink_anywhere_on_the_path() {
-        let dir = std::env::temp_dir().join(format!("lns-sys-walk-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+        let scratch = crate::testutil::TempDir::new("sys-walk");
+        let dir = scratch.path();
         std::fs::create_dir_all(dir.join("real/inner")).unwrap();
         std::os::unix::fs::symlink(dir.join("real"), dir.join("link")).unwrap();
-        let dir = std::fs::canonicalize(&dir).unwrap();
+        let dir = std::fs::canonicalize(dir).unwrap();
         let f = open_no_symlinks(&dir.join("real/inner")).unwrap();
         let want = std::fs::metadata(dir.join("real/inner")).unwrap();
         use std::os::unix::fs::MetadataExt;
@@ -863,7 +860,6 @@ mod tests {
         use std::os::unix::fs::FileTypeExt;
         assert!(f.metadata().unwrap().file_type().is_socket());
         assert!(open_no_symlinks(&path).is_ok());
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
@@ -875,7 +871,6 @@ mod tests {
         assert!(link.metadata().unwrap().file_type().is_symlink());
         let target = open_path_nofollow(&dir.join("target")).unwrap();
         assert!(target.metadata().unwrap().is_file());
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -66,7 +66,8 @@ mod tests {
         // Debian's sh (dash) is dynamically linked.
         let sh = std::fs::canonicalize("/bin/sh").unwrap();
         assert_eq!(is_static(&sh), Some(false), "{}", sh.display());
-        let text = std::env::temp_dir().join(format!("lns-elf-{}", std::process::id()));
+        let dir = crate::testutil::TempDir::new("elf");
+        let text = dir.join("script");
         std::fs::write(&text, "#!/bin/sh\n").unwrap();
         assert_eq!(is_static(&text), None);
     }

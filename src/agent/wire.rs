@@ -25,10 +25,42 @@ pub const MAGIC: &[u8; 4] = b"LNS2";
 /// Requests larger than this are refused (ARG_MAX is 2 MiB).
 const MAX_REQUEST: usize = 8 << 20;
 
-pub const READY: u8 = b'R';
-pub const SIGNAL: u8 = b'S';
-pub const EXIT: u8 = b'X';
-pub const MISMATCH: u8 = b'V';
+/// The two-byte messages around a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Message {
+    /// `R` 0, agent to call: the connection counts as a call.
+    Ready,
+    /// `S` N, call to agent: the call got signal N.
+    Signal(u8),
+    /// `X` N, agent to call: the command's exit status.
+    Exit(u8),
+    /// `V` 0, agent to call: the request's magic is not the agent's.
+    Mismatch,
+    /// A kind neither side sends; ignored where a message is not awaited.
+    Other(u8, u8),
+}
+
+impl Message {
+    pub fn encode(self) -> [u8; 2] {
+        match self {
+            Message::Ready => [b'R', 0],
+            Message::Signal(n) => [b'S', n],
+            Message::Exit(n) => [b'X', n],
+            Message::Mismatch => [b'V', 0],
+            Message::Other(k, v) => [k, v],
+        }
+    }
+
+    pub fn decode([kind, value]: [u8; 2]) -> Message {
+        match kind {
+            b'R' => Message::Ready,
+            b'S' => Message::Signal(value),
+            b'X' => Message::Exit(value),
+            b'V' => Message::Mismatch,
+            _ => Message::Other(kind, value),
+        }
+    }
+}
 
 /// One call's command.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -164,19 +196,19 @@ pub fn read_request(sock: &UnixStream) -> Result<(Request, [OwnedFd; 3]), BadReq
     Ok((req, fds))
 }
 
-/// Sends a two-byte message.
-pub fn send(sock: &UnixStream, kind: u8, value: u8) -> io::Result<()> {
-    (&*sock).write_all(&[kind, value])
+/// Sends a message.
+pub fn send(sock: &UnixStream, m: Message) -> io::Result<()> {
+    (&*sock).write_all(&m.encode())
 }
 
-/// Reads a two-byte message; None at a clean end of the connection.
-pub fn receive(sock: &UnixStream) -> io::Result<Option<(u8, u8)>> {
+/// Reads a message; None at a clean end of the connection.
+pub fn receive(sock: &UnixStream) -> io::Result<Option<Message>> {
     let mut m = [0u8; 2];
     match (&*sock).read(&mut m[..1])? {
         0 => return Ok(None),
         _ => (&*sock).read_exact(&mut m[1..])?,
     }
-    Ok(Some((m[0], m[1])))
+    Ok(Some(Message::decode(m)))
 }
 
 #[cfg(test)]
@@ -232,9 +264,38 @@ mod tests {
         let (req, fds) = read_request(&b).ok().unwrap();
         assert_eq!(req, request());
         assert_eq!(fds.len(), 3);
-        send(&b, EXIT, 7).unwrap();
-        assert_eq!(receive(&a).unwrap(), Some((EXIT, 7)));
+        send(&b, Message::Exit(7)).unwrap();
+        assert_eq!(receive(&a).unwrap(), Some(Message::Exit(7)));
         drop(b);
         assert_eq!(receive(&a).unwrap(), None);
+    }
+
+    /// The bytes on the wire, pinned: a change of them must come with a
+    /// new [`MAGIC`] (and so a new container: the magic is in its name),
+    /// or an agent of the old format would misread a new call.
+    #[test]
+    fn the_wire_format_is_pinned_to_its_magic() {
+        assert_eq!(MAGIC, b"LNS2", "a new format: update the bytes below too");
+        let r = Request {
+            cwd: "/w".into(),
+            call_id: "c1".into(),
+            keep: true,
+            argv: vec!["true".into()],
+            env: vec![("A".into(), "b".into())],
+        };
+        assert_eq!(
+            r.encode().unwrap(),
+            b"LNS2\x16\0\0\0/w\0c1\0keep\x001\0true\0A=b\0"
+        );
+        let pinned = [
+            (Message::Ready, *b"R\0"),
+            (Message::Signal(15), *b"S\x0f"),
+            (Message::Exit(3), *b"X\x03"),
+            (Message::Mismatch, *b"V\0"),
+        ];
+        for (m, bytes) in pinned {
+            assert_eq!(m.encode(), bytes);
+            assert_eq!(Message::decode(bytes), m);
+        }
     }
 }

@@ -21,8 +21,6 @@ pub struct Listed {
     pub state: String,
     pub image: String,
     pub owner: Option<String>,
-    /// Seconds since the epoch.
-    pub created: i64,
 }
 
 impl Listed {
@@ -67,7 +65,7 @@ fn parse(json: &str) -> Result<Vec<Listed>> {
                     .and_then(|l| l.get(OWNER_LABEL))
                     .and_then(Value::as_str)
                     .map(str::to_owned),
-                created: c.get("Created").and_then(Value::as_i64).unwrap_or(0),
+
                 name,
             })
         })
@@ -98,7 +96,7 @@ mod tests {
         ]"#;
         let l = parse(json).unwrap();
         assert_eq!(l.len(), 2);
-        assert!(l[0].running() && l[0].created == 5 && l[0].owner.is_none());
+        assert!(l[0].running() && l[0].owner.is_none());
         assert_eq!(l[1].owner.as_deref(), Some("1:2"));
         assert!(parse("[]").unwrap().is_empty());
         assert!(parse("nope").is_err());

@@ -2,7 +2,7 @@
 //! everything that shapes it, kept running between calls and removed after
 //! its idle TTL; or a one-shot container per call.
 //!
-//! Each warm container has a state directory (stamp.rs) with its locks and
+//! Each warm container has a state directory (warm_dir.rs) with its locks and
 //! last-use stamp, and as its main process either our exec agent (agent/),
 //! when this binary is static, or the shell watcher (watcher.rs); either
 //! ends it once idle past its TTL. Pruning (prune.rs) takes both locks
@@ -14,7 +14,7 @@ pub mod list;
 pub mod prune;
 pub mod root;
 pub mod seccomp;
-pub mod stamp;
+pub mod warm_dir;
 pub mod watcher;
 
 use std::collections::HashSet;
@@ -32,7 +32,7 @@ use crate::store::Podman;
 use crate::{agent, develop, fsutil, image, stop, sys, verbose};
 
 use crate::image::record::Record;
-use stamp::{AGENT_FILE, Main, SOCKET_DIR, WarmDir};
+use warm_dir::{AGENT_FILE, Main, SOCKET_DIR, WarmDir};
 
 pub const PREFIX: &str = "lectic-nix-sandbox-";
 /// Every container of ours carries this label (and the name prefix).
@@ -797,14 +797,15 @@ fn probe(podman: &Podman, spec: &Spec, dir: &WarmDir) -> Result<Result<Option<Un
 /// its socket (a command may put its own listener there) or it does not
 /// say ready in time.
 fn agent_connection(dir: &WarmDir) -> std::result::Result<UnixStream, Option<String>> {
-    let (conn, pid) = agent::connect(&dir.socket()).map_err(|_| None)?;
+    let (conn, pid) = agent::client::connect(&dir.socket()).map_err(|_| None)?;
     let recorded = dir.main().and_then(|m| m.agent);
     if recorded.is_none() || recorded != sys::identity(pid as u32) {
         return Err(Some(format!(
             "its agent's socket is served by another process (pid {pid})"
         )));
     }
-    agent::await_ready(&conn).map_err(|e| Some(format!("its agent did not say ready ({e})")))?;
+    agent::client::await_ready(&conn)
+        .map_err(|e| Some(format!("its agent did not say ready ({e})")))?;
     Ok(conn)
 }
 
@@ -930,8 +931,8 @@ fn started(podman: &Podman, spec: &Spec, dir: &WarmDir) -> Result<(Main, Option<
     }
     let start = std::time::Instant::now();
     loop {
-        if let Ok((conn, pid)) = agent::connect(&dir.socket())
-            && agent::await_ready(&conn).is_ok()
+        if let Ok((conn, pid)) = agent::client::connect(&dir.socket())
+            && agent::client::await_ready(&conn).is_ok()
         {
             let pid = pid as u32;
             let init = sys::parent_pid(pid).and_then(sys::identity);
@@ -1382,8 +1383,7 @@ mod tests {
 
     #[test]
     fn lectic_files_and_git_are_read_only_and_hidden_paths_covered() {
-        let w = std::env::temp_dir().join(format!("lns-guards-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&w);
+        let w = crate::testutil::TempDir::new("guards");
         for d in [".git/hooks", "sub/keys", "src"] {
             std::fs::create_dir_all(w.join(d)).unwrap();
         }
@@ -1401,7 +1401,7 @@ mod tests {
         }
         std::os::unix::fs::symlink("/etc/passwd", w.join("link.lec")).unwrap();
         let mut s = spec();
-        s.workdir = w.clone();
+        s.workdir = w.to_path_buf();
         let (args, checked) = s.workdir_guards().unwrap();
         let a = args.join(" ");
         let d = w.display();
@@ -1428,8 +1428,7 @@ mod tests {
 
     #[test]
     fn submodules_gitdir_pointers_and_a_worktree_hooks_path_are_read_only() {
-        let w = std::env::temp_dir().join(format!("lns-git-guards-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&w);
+        let w = crate::testutil::TempDir::new("git-guards");
         for d in [".git/modules/sub/modules/inner", "lib/sub/inner", ".husky"] {
             std::fs::create_dir_all(w.join(d)).unwrap();
         }
@@ -1450,7 +1449,7 @@ mod tests {
             std::fs::write(w.join(f), text).unwrap();
         }
         let mut s = spec();
-        s.workdir = w.clone();
+        s.workdir = w.to_path_buf();
         let a = s.workdir_guards().unwrap().0.join(" ");
         let d = w.display();
         for ro in ["lib/sub/.git", "lib/sub/inner/.git", ".husky"] {

@@ -18,15 +18,11 @@ use crate::lock::{self, Mode};
 use crate::store::Podman;
 use crate::{sys, verbose};
 
-use super::stamp::{self, WarmDir};
+use super::warm_dir::{self, WarmDir};
 use super::{State, is_warm_name, list, remove, state};
 
 /// How often a call compares Podman's container list with the stamps.
 const RECONCILE_EVERY: Duration = Duration::from_secs(600);
-
-fn expired(dir: &WarmDir) -> Result<bool> {
-    Ok(dir.expired())
-}
 
 #[derive(Debug, Default)]
 pub struct Report {
@@ -71,20 +67,22 @@ fn retire(
 /// After a call: clear expired stamps (removing their containers) and now
 /// and then reconcile with Podman's list. `keep` is the caller's container.
 pub fn after_call(cfg: &Config, podman: &Podman, keep: &str) -> Result<()> {
-    for dir in stamp::all(cfg)? {
+    for dir in warm_dir::all(cfg)? {
         if dir.name != keep && dir.stamped() && dir.expired() {
-            retire(podman, &dir, expired)?;
+            retire(podman, &dir, |d| Ok(d.expired()))?;
         }
     }
-    let marker = stamp::root(cfg).join(".reconciled");
+    let marker = warm_dir::root(cfg).join(".reconciled");
     let due = std::fs::metadata(&marker)
         .and_then(|m| m.modified())
         .ok()
         .and_then(|t| t.elapsed().ok())
         .is_none_or(|age| age >= RECONCILE_EVERY);
     if due
-        && let Some(_one) =
-            lock::try_acquire(&stamp::root(cfg).join(".reconcile.lock"), Mode::Exclusive)?
+        && let Some(_one) = lock::try_acquire(
+            &warm_dir::root(cfg).join(".reconcile.lock"),
+            Mode::Exclusive,
+        )?
     {
         crate::fsutil::write_atomic(&marker, b"")?;
         reconcile(cfg, podman, keep, false, &mut Report::default())?;
@@ -96,7 +94,7 @@ pub fn after_call(cfg: &Config, podman: &Podman, keep: &str) -> Result<()> {
 /// `all`), and every container or stamp that drifted.
 pub fn prune(cfg: &Config, podman: &Podman, all: bool) -> Result<Report> {
     let mut report = Report::default();
-    for dir in stamp::all(cfg)? {
+    for dir in warm_dir::all(cfg)? {
         if dir.stamped() && dir.store_replaced() {
             super::end_orphan(&dir);
             report
@@ -111,7 +109,7 @@ pub fn prune(cfg: &Config, podman: &Podman, all: bool) -> Result<Report> {
         let outcome = if all {
             retire(podman, &dir, |_| Ok(true))?
         } else {
-            retire(podman, &dir, expired)?
+            retire(podman, &dir, |d| Ok(d.expired()))?
         };
         match outcome {
             Outcome::Removed => report.removed.push((dir.name.clone(), why.into())),

@@ -206,8 +206,7 @@ mod tests {
 
     #[test]
     fn the_skeleton_links_what_no_mount_needs_and_makes_every_mount_point() {
-        let base = std::env::temp_dir().join(format!("lns-root-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&base);
+        let base = crate::testutil::TempDir::new("root");
         let rootfs = base.join("rootfs");
         for d in ["bin", "etc/ssl", "home/sandbox", "usr/bin"] {
             std::fs::create_dir_all(rootfs.join(d)).unwrap();

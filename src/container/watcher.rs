@@ -3,7 +3,7 @@
 //! `--rm` removes it. So an idle container goes away even if nobody ever
 //! calls the sandbox again.
 //!
-//! It reads the `inside/` part of the state directory (stamp.rs), mounted
+//! It reads the `inside/` part of the state directory (warm_dir.rs), mounted
 //! read-only at [`MOUNT`]. It exits only while holding `busy.lock`
 //! exclusively, which every call holds shared, so it never ends a container
 //! in use. For its whole life it holds `alive.lock`, and lets go of it
@@ -73,10 +73,8 @@ mod tests {
         Command::new("sh").args(["-c", &script]).spawn().unwrap()
     }
 
-    fn scratch(name: &str) -> std::path::PathBuf {
-        let d = std::env::temp_dir().join(format!("lns-watch-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
+    fn scratch(name: &str) -> crate::testutil::TempDir {
+        let d = crate::testutil::TempDir::new(&format!("watch-{name}"));
         std::fs::write(d.join("busy.lock"), "").unwrap();
         std::fs::write(d.join("alive.lock"), "").unwrap();
         d

@@ -8,8 +8,6 @@
 //! through the host's /proc (which sees into the container) and signal
 //! them directly (see stop.rs).
 
-pub mod agent;
-
 use std::io::IsTerminal;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
@@ -90,7 +88,7 @@ impl Drop for EnvFile {
 
 /// The call's variables; the call's own marker is set per path, never
 /// taken from the caller.
-fn call_env(cfg: &Config) -> impl Iterator<Item = (&String, &String)> {
+pub(crate) fn call_env(cfg: &Config) -> impl Iterator<Item = (&String, &String)> {
     cfg.env.iter().filter(|(n, _)| n.as_str() != CALL_VAR)
 }
 
@@ -108,11 +106,11 @@ fn interactive_options() -> Vec<String> {
 }
 
 /// The signals that stop a call: SIGTERM (Lectic's timeout), SIGINT, SIGHUP.
-struct StopSignals([tokio::signal::unix::Signal; 3]);
+pub(crate) struct StopSignals([tokio::signal::unix::Signal; 3]);
 
 impl StopSignals {
     /// Listens from now on, so a signal during setup is not lost.
-    fn listen() -> Result<StopSignals> {
+    pub(crate) fn listen() -> Result<StopSignals> {
         let listen =
             |kind: SignalKind| signal(kind).map_err(|e| Error::os("cannot listen for signals", e));
         Ok(StopSignals([
@@ -123,7 +121,7 @@ impl StopSignals {
     }
 
     /// The number of the next signal.
-    async fn recv(&mut self) -> i32 {
+    pub(crate) async fn recv(&mut self) -> i32 {
         let [term, int, hup] = &mut self.0;
         tokio::select! {
             _ = term.recv() => sys::SIGTERM,
@@ -148,7 +146,7 @@ pub async fn run_warm(cfg: &Config, podman: &Podman, warm: &mut Warm) -> Result<
             }
             None => {
                 verbose!("running the command in {} through its agent", warm.name);
-                let ran = agent::run(cfg, conn).await;
+                let ran = crate::agent::client::run(cfg, conn).await;
                 if ran.is_err() && warm.ended_within(INIT_OUTLIVES_AGENT) {
                     return Ok(ended_with_init(warm));
                 }
@@ -302,7 +300,7 @@ fn one_shot_proxy(
     exe: &std::path::Path,
     args: &mut Vec<String>,
 ) -> Result<(CallDir, ServeTask)> {
-    use crate::container::{stamp::AGENT_FILE, watcher::MOUNT};
+    use crate::container::{warm_dir::AGENT_FILE, watcher::MOUNT};
     use crate::proxy::{self, log::Log, server};
     let dir = CallDir::new(cfg, "proxy");
     crate::fsutil::ensure_dir(&dir.0)?;

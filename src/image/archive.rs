@@ -164,10 +164,7 @@ mod tests {
 
     /// A tar of `members` made by the system's tar (GNU tar on Debian).
     fn tar_of(members: &[(&str, &[u8])]) -> Vec<u8> {
-        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let dir = std::env::temp_dir().join(format!("lns-archive-{}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+        let dir = crate::testutil::TempDir::new("archive");
         for (name, data) in members {
             let p = dir.join(name);
             std::fs::create_dir_all(p.parent().unwrap()).unwrap();
@@ -176,13 +173,12 @@ mod tests {
         let names: Vec<&str> = members.iter().map(|(n, _)| *n).collect();
         let out = std::process::Command::new("tar")
             .arg("-C")
-            .arg(&dir)
+            .arg(dir.path())
             .arg("-cf")
             .arg("-")
             .args(&names)
             .output()
             .unwrap();
-        std::fs::remove_dir_all(&dir).unwrap();
         assert!(out.status.success());
         out.stdout
     }

@@ -125,8 +125,7 @@ mod tests {
 
     #[test]
     fn an_edited_copy_of_our_flake_is_written_again() {
-        let dir = std::env::temp_dir().join(format!("lns-flake-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+        let dir = crate::testutil::TempDir::new("flake");
         let spec = crate::image::record::tests::spec();
         let flake = materialize(&spec, &dir.join("k")).unwrap();
         let extra = flake.join(EXTRA_PACKAGES);
@@ -136,6 +135,5 @@ mod tests {
             std::fs::read_to_string(&extra).unwrap(),
             DEFAULT_EXTRA_PACKAGES
         );
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -1,9 +1,9 @@
 //! `nix build` of the image. Works with Nix 2.8 (Debian) and current Nix:
 //! flags both know, and the store path parsed from `--json`.
 
-use std::io::{IsTerminal, Read};
+use std::io::IsTerminal;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use serde_json::Value;
 
@@ -121,38 +121,23 @@ pub fn is_store_path(p: &str) -> bool {
 /// Runs a nix command; returns whether it succeeded, its stdout, and its
 /// stderr. Nix's progress is for a person at a terminal; under Lectic our
 /// stderr is the model's, so it is kept and shown only if nix fails.
-pub(crate) fn run(program: &str, mut cmd: Command) -> Result<(bool, Vec<u8>, String)> {
+pub(crate) fn run(program: &str, cmd: Command) -> Result<(bool, Vec<u8>, String)> {
+    use crate::process::{Failure, Stderr, capture};
     verbose!("running {cmd:?}");
-    let on_terminal = std::io::stderr().is_terminal();
-    cmd.stdin(Stdio::null()).stdout(Stdio::piped());
-    cmd.stderr(if on_terminal {
-        Stdio::inherit()
+    let stderr = if std::io::stderr().is_terminal() {
+        Stderr::Inherit
     } else {
-        Stdio::piped()
-    });
-    let spawn_error = |source| Error::Spawn {
-        program: program.to_owned(),
-        source,
+        Stderr::Capture
     };
-    let mut child = cmd.spawn().map_err(spawn_error)?;
-    // Drain stderr on a thread so neither pipe can fill up and stall nix.
-    let stderr = child.stderr.take().map(|mut s| {
-        std::thread::spawn(move || {
-            let mut buf = Vec::new();
-            let _ = s.read_to_end(&mut buf);
-            buf
-        })
-    });
-    let mut stdout = Vec::new();
-    if let Some(mut s) = child.stdout.take() {
-        let _ = s.read_to_end(&mut stdout);
-    }
-    let status = child.wait().map_err(spawn_error)?;
-    let log = stderr
-        .and_then(|t| t.join().ok())
-        .map(|b| without_lock_file_warning(&String::from_utf8_lossy(&b)))
-        .unwrap_or_default();
-    Ok((status.success(), stdout, log))
+    let r = capture(cmd, stderr, None).map_err(|f| Error::Spawn {
+        program: program.to_owned(),
+        source: match f {
+            Failure::Spawn(e) => e,
+            Failure::TimedOut(_) => std::io::ErrorKind::TimedOut.into(),
+        },
+    })?;
+    let log = without_lock_file_warning(&String::from_utf8_lossy(&r.stderr));
+    Ok((r.status.success(), r.stdout, log))
 }
 
 /// `log` without Nix's "not writing modified lock file" block, which our

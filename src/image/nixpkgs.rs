@@ -163,7 +163,7 @@ mod tests {
 
     #[test]
     fn minver_is_read_from_nixpkgs_and_from_its_abort() {
-        let dir = std::env::temp_dir().join(format!("lns-minver-{}", std::process::id()));
+        let dir = crate::testutil::TempDir::new("minver");
         std::fs::create_dir_all(dir.join("lib")).unwrap();
         std::fs::write(
             dir.join("lib/minver.nix"),
@@ -175,7 +175,6 @@ mod tests {
         assert_eq!(needs(None, Some(&reference)).unwrap().version, (2, 18));
         assert_eq!(needs(Some("github:x/y"), None), None);
         assert_eq!(needs(None, Some("nixpkgs")), None);
-        std::fs::remove_dir_all(&dir).unwrap();
         assert_eq!(
             required_by_abort("error: evaluation aborted with the following error message: '\n    This version of Nixpkgs requires Nix >= 2.18, please upgrade:").as_deref(),
             Some("2.18")

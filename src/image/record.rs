@@ -224,8 +224,9 @@ pub(crate) mod tests {
 
     #[test]
     fn record_round_trips_and_garbage_reads_as_absent() {
-        let dir = std::env::temp_dir().join(format!("lns-rec-{}", std::process::id()));
-        let p = path(&dir, "k");
+        let dir = crate::testutil::TempDir::new("rec");
+        let dir = dir.path();
+        let p = path(dir, "k");
         let r = Record {
             store_path: "/nix/store/x".into(),
             image: "localhost/i:t".into(),

@@ -1,11 +1,10 @@
 //! `--doctor`: checks what the sandbox needs, each failure with its fix.
 //! Exit status 0 when nothing failed (warnings allowed), 1 otherwise.
 
-use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use serde_json::{Value, json};
 
@@ -104,36 +103,17 @@ fn render(v: &Value) -> String {
 }
 
 /// Runs `cmd` for at most `limit`; its stdout and stderr, or why not.
-fn probe(mut cmd: Command, limit: Duration) -> Result<(bool, String, String), String> {
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().map_err(|e| e.to_string())?;
-    let start = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
-            break status;
-        }
-        if start.elapsed() > limit {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(format!("no answer within {}s", limit.as_secs()));
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let mut out = String::new();
-    let mut err = String::new();
-    if let Some(mut s) = child.stdout.take() {
-        let _ = s.read_to_string(&mut out);
+fn probe(cmd: Command, limit: Duration) -> Result<(bool, String, String), String> {
+    use crate::process::{Failure, Stderr, capture};
+    match capture(cmd, Stderr::Capture, Some(limit)) {
+        Ok(r) => Ok((
+            r.status.success(),
+            String::from_utf8_lossy(&r.stdout).trim().to_owned(),
+            String::from_utf8_lossy(&r.stderr).trim().to_owned(),
+        )),
+        Err(Failure::Spawn(e)) => Err(e.to_string()),
+        Err(Failure::TimedOut(limit)) => Err(format!("no answer within {}s", limit.as_secs())),
     }
-    if let Some(mut s) = child.stderr.take() {
-        let _ = s.read_to_string(&mut err);
-    }
-    Ok((
-        status.success(),
-        out.trim().to_owned(),
-        err.trim().to_owned(),
-    ))
 }
 
 /// The first `major.minor` in `text`.

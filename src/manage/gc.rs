@@ -14,7 +14,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::config::Config;
-use crate::container::{list, prune, stamp};
+use crate::container::{list, prune, warm_dir};
 use crate::error::Result;
 use crate::image::{listing, load, record};
 use crate::lock::{self, Lock, Mode};
@@ -141,7 +141,7 @@ pub fn run(cfg: &Config, podman: &Podman, all: bool) -> Result<Value> {
         cfg.paths.cache.join("images"),
         cfg.paths.cache.join("podman-conf"),
     ];
-    dirs.extend(children(&stamp::root(cfg)));
+    dirs.extend(children(&warm_dir::root(cfg)));
     for dir in dirs {
         for f in children(&dir) {
             let name = f.file_name().and_then(|n| n.to_str()).unwrap_or_default();

@@ -16,27 +16,26 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::cli::Action;
+use crate::cli::Manage;
 use crate::config::Config;
 use crate::container::prune;
 use crate::error::Result;
 use crate::image::{self, Want};
 use crate::store::Podman;
 
-/// Runs the management action of `cfg`; returns the exit status.
-pub fn run(cfg: &Config) -> Result<i32> {
-    let (value, render): (Value, fn(&Value) -> String) = match cfg.action {
-        Action::Run => unreachable!("not a management action"),
-        Action::Doctor => return Ok(doctor::run(cfg)),
-        Action::ShowConfig => (show_config(cfg), render_show_config),
-        Action::Status => (status::collect(cfg, &Podman::open(cfg)?)?, status::render),
-        Action::Prune { all } => (
+/// Runs the management action `action`; returns the exit status.
+pub fn run(cfg: &Config, action: Manage) -> Result<i32> {
+    let (value, render): (Value, fn(&Value) -> String) = match action {
+        Manage::Doctor => return Ok(doctor::run(cfg)),
+        Manage::ShowConfig => (show_config(cfg), render_show_config),
+        Manage::Status => (status::collect(cfg, &Podman::open(cfg)?)?, status::render),
+        Manage::Prune { all } => (
             prune_json(&prune::prune(cfg, &Podman::open(cfg)?, all)?),
             render_prune,
         ),
-        Action::Gc { all } => (gc::run(cfg, &Podman::open(cfg)?, all)?, gc::render),
-        Action::Prepare { start } => (prepare(cfg, &Podman::open(cfg)?, start)?, render_prepare),
-        Action::InstallPlugin => (plugin::install(cfg)?, plugin::render),
+        Manage::Gc { all } => (gc::run(cfg, &Podman::open(cfg)?, all)?, gc::render),
+        Manage::Prepare { start } => (prepare(cfg, &Podman::open(cfg)?, start)?, render_prepare),
+        Manage::InstallPlugin => (plugin::install(cfg)?, plugin::render),
     };
     emit(cfg, &value, render);
     Ok(0)
@@ -87,7 +86,7 @@ fn prepare(cfg: &Config, podman: &Podman, start: bool) -> Result<Value> {
     }
     let mut v = json!({ "image": image, "rootfs": record.rootfs.is_some() });
     if start {
-        let warm = crate::warm_container(cfg, podman)?;
+        let warm = crate::call::warm_container(cfg, podman)?;
         v["container"] = json!(warm.name);
         v["workdir"] = json!(cfg.workdir);
         v["ttl_seconds"] = json!(cfg.ttl.as_secs());

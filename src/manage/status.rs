@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use crate::config::Config;
 use crate::container::is_warm_name;
 use crate::container::list::{self, Listed};
-use crate::container::stamp::{self, WarmDir};
+use crate::container::warm_dir::{self, WarmDir};
 use crate::error::Result;
 use crate::image::{listing, record};
 use crate::lock::{self, Mode};
@@ -26,7 +26,7 @@ pub fn collect(cfg: &Config, podman: &Podman) -> Result<Value> {
         warm.push(warm_entry(&WarmDir::new(cfg, &c.name), Some(c)));
     }
     // Stamps whose container is gone (cleared by the next call or --prune).
-    for dir in stamp::all(cfg)? {
+    for dir in warm_dir::all(cfg)? {
         if dir.stamped() && !listed.iter().any(|c| c.name == dir.name) {
             warm.push(warm_entry(&dir, None));
         }

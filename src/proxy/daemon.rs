@@ -22,7 +22,7 @@ use std::time::Duration;
 use super::log::Log;
 use super::rules::Rules;
 use super::server::{self, Proxy};
-use crate::container::stamp::WarmDir;
+use crate::container::warm_dir::WarmDir;
 use crate::error::{Error, IoContext, Result};
 use crate::lock::{self, Mode};
 use crate::{fsutil, sys};

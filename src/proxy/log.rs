@@ -89,9 +89,7 @@ mod tests {
 
     #[test]
     fn the_log_keeps_whole_lines_and_its_newer_half_when_full() {
-        let d = std::env::temp_dir().join(format!("lns-proxy-log-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
+        let d = crate::testutil::TempDir::new("proxy-log");
         let path = d.join("refused.log");
         let log = Log::File(path.clone());
         let r = |i: usize| Refusal {
@@ -117,6 +115,5 @@ mod tests {
         let last = tail(&path, 2);
         assert!(last[1].contains("h4999.test:443"), "{last:?}");
         assert!(since(&path, 0).iter().all(|l| l.contains(" refused h")));
-        std::fs::remove_dir_all(&d).unwrap();
     }
 }

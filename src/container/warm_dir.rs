@@ -436,19 +436,16 @@ pub fn all(cfg: &Config) -> Result<Vec<WarmDir>> {
 mod tests {
     use super::*;
 
-    fn scratch() -> WarmDir {
-        let dir = std::env::temp_dir().join(format!(
-            "lns-stamp-{}-{:?}",
-            std::process::id(),
-            std::thread::current().id()
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        WarmDir::host("n", dir.clone(), dir.join("podman-root"))
+    fn scratch() -> (crate::testutil::TempDir, WarmDir) {
+        let t = crate::testutil::TempDir::new("warm-dir");
+        let dir = t.join("n");
+        let d = WarmDir::host("n", dir.clone(), dir.join("podman-root"));
+        (t, d)
     }
 
     #[test]
     fn a_missing_stamp_is_expired_and_a_fresh_one_is_not() {
-        let d = scratch();
+        let (_scratch, d) = scratch();
         d.prepare().unwrap();
         assert!(d.expired());
         d.set_ttl(Duration::from_secs(60)).unwrap();
@@ -461,7 +458,7 @@ mod tests {
 
     #[test]
     fn an_old_stamp_is_expired() {
-        let d = scratch();
+        let (_scratch, d) = scratch();
         d.prepare().unwrap();
         d.set_ttl(Duration::from_secs(5)).unwrap();
         d.touch().unwrap();
