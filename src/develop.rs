@@ -83,7 +83,7 @@ pub fn client_conf_dir(cfg: &Config) -> Result<PathBuf> {
 pub fn ensure(cfg: &Config, shell: &DevShell) -> Result<DevEnv> {
     let socket = daemon_socket();
     if !socket.exists() {
-        return Err(Error::usage(format!(
+        return Err(Error::failed(format!(
             "--nix-develop needs the host's Nix daemon, and there is no socket at {}; start it (e.g. `systemctl start nix-daemon`) or drop --nix-develop",
             socket.display()
         )));

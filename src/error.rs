@@ -12,6 +12,10 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub enum Error {
     /// Bad input on the command line or in a file the user named.
     Usage(String),
+    /// A step failed for a reason outside the call's input: the machine's
+    /// setup, a full disk, a container that did not start, a race with
+    /// another process. The message names the cause and what to do.
+    Failed(String),
     /// A file or directory operation failed.
     Io {
         context: String,
@@ -58,6 +62,10 @@ impl Error {
         }
     }
 
+    pub fn failed(message: impl Into<String>) -> Self {
+        Error::Failed(message.into())
+    }
+
     pub fn usage(message: impl Into<String>) -> Self {
         Error::Usage(message.into())
     }
@@ -77,7 +85,7 @@ impl<T> IoContext<T> for io::Result<T> {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::Usage(m) => f.write_str(m),
+            Error::Usage(m) | Error::Failed(m) => f.write_str(m),
             Error::Io {
                 context,
                 path,

@@ -72,7 +72,7 @@ fn passable(dir: &fs::File, m: &fs::Metadata, uid: u32, at: &Path) -> Result<()>
     if m.uid() == uid && m.mode() & 0o070 == 0 {
         return own_group(dir, m, uid, at);
     }
-    Err(Error::usage(format!(
+    Err(Error::failed(format!(
         "{}: rootless containers cannot pass through it (mode {:o}, owner {}, group {}; Podman maps only your own uid and gid into them): let others pass with `chmod o+x {}`, or set LECTIC_CACHE elsewhere",
         at.display(),
         m.mode() & 0o7777,

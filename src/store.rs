@@ -429,7 +429,7 @@ pub fn run_dir(cfg: &Config) -> Result<RunDir> {
             Err(why) => skipped.push(format!("run dir {} skipped: {why}", dir.display())),
         }
     }
-    Err(Error::usage(format!(
+    Err(Error::failed(format!(
         "no private directory for Podman's run state: {}; set XDG_RUNTIME_DIR to a directory of yours",
         skipped.join("; ")
     )))

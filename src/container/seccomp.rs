@@ -25,14 +25,14 @@ pub fn path(cache: &Path) -> Option<PathBuf> {
 /// Writes our profile to `path` unless it is there already.
 pub fn ensure(path: &Path) -> Result<()> {
     let Some(bytes) = fsutil::read_root_file(Path::new(DEFAULT))? else {
-        return Err(Error::usage(format!(
+        return Err(Error::failed(format!(
             "{DEFAULT} is gone; reinstall containers-common"
         )));
     };
     let mut profile: Value = serde_json::from_slice(&bytes)
-        .map_err(|e| Error::usage(format!("{DEFAULT}: {e}; reinstall containers-common")))?;
+        .map_err(|e| Error::failed(format!("{DEFAULT}: {e}; reinstall containers-common")))?;
     let Some(syscalls) = profile.get_mut("syscalls").and_then(Value::as_array_mut) else {
-        return Err(Error::usage(format!(
+        return Err(Error::failed(format!(
             "{DEFAULT} has no syscalls list; reinstall containers-common"
         )));
     };

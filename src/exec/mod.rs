@@ -382,7 +382,7 @@ fn open_gate(call_id: &str, checked: &[Checked], mut ended: impl FnMut() -> bool
             return Ok(());
         }
         if start.elapsed() > GATE_LIMIT {
-            return Err(Error::usage(format!(
+            return Err(Error::failed(format!(
                 "the one-shot container did not start within {GATE_LIMIT:?}; run with --verbose"
             )));
         }

@@ -128,7 +128,7 @@ fn load_in(podman: &Podman, path: &Path, policy: &str, scratch: &Path) -> Result
         if log.contains("no space left on device") {
             let seen = archive.as_ref().map_or(0, |a| a.seen);
             let state = scratch.parent().and_then(Path::parent).unwrap_or(scratch);
-            return Err(Error::usage(format!(
+            return Err(Error::failed(format!(
                 "no space left on device while Podman loaded the image (at least {} MB of it): Podman writes it under {} and /var/tmp; free space there, or point LECTIC_CACHE at a disk with room",
                 seen.div_ceil(1 << 20),
                 state.display()
@@ -219,7 +219,7 @@ fn verify(podman: &Podman, loaded: &str, want: &str, store_path: &str) -> Result
         return Ok(());
     }
     let _ = podman.output(["rmi", "--force", loaded]);
-    Err(Error::usage(format!(
+    Err(Error::failed(format!(
         "the image Podman loaded ({}) is not the one Nix built ({store_path}, config sha256:{}): something altered it on the way; nothing was kept, run the command again",
         &id[..id.len().min(12)],
         &want[..12]

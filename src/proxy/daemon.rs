@@ -114,7 +114,7 @@ pub fn serve(path: &Path) -> Result<()> {
     let dir = WarmDir::open(path);
     // A proxy of an earlier container of this name goes as its init ends.
     let _alive = lock::acquire(&dir.proxy_lock(), Mode::Exclusive, "the proxy", START_LIMIT)?;
-    let gone = || Error::usage(format!("warm container {} is gone", dir.name));
+    let gone = || Error::failed(format!("warm container {} is gone", dir.name));
     let main = dir.main().ok_or_else(gone)?;
     let pid = sys::live_pid(&main.init).ok_or_else(gone)?;
     let ended = sys::pidfd_open(pid).map_err(|e| Error::os("pidfd_open", e))?;
@@ -124,8 +124,8 @@ pub fn serve(path: &Path) -> Result<()> {
     }
     let text =
         std::fs::read_to_string(dir.proxy_rules()).with_path("cannot read", dir.proxy_rules())?;
-    let rules =
-        Rules::parse(&text.lines().map(str::to_owned).collect::<Vec<_>>()).map_err(Error::Usage)?;
+    let rules = Rules::parse(&text.lines().map(str::to_owned).collect::<Vec<_>>())
+        .map_err(Error::Failed)?;
     let listener = server::bind(dir.inside(), super::SOCKET)
         .with_path("cannot listen on", dir.inside().join(super::SOCKET))?;
     fsutil::write_atomic(
