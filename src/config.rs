@@ -58,19 +58,24 @@ impl Paths {
         key.hex()[..12].to_owned()
     }
 
+    /// A directory of the cache (see state.rs).
+    pub fn bucket(&self, b: crate::state::Bucket) -> PathBuf {
+        self.cache.join(b.name())
+    }
+
     pub fn locks(&self) -> PathBuf {
-        self.cache.join("locks")
+        self.bucket(crate::state::Bucket::Locks)
     }
 
     /// Podman's image and container storage (its graphroot).
     pub fn graphroot(&self) -> PathBuf {
-        self.cache.join("podman-root")
+        self.bucket(crate::state::Bucket::PodmanRoot)
     }
 
     /// Podman's TMPDIR (it spools images there) and our scratch files:
     /// inside the private cache, where no one else can swap them.
     pub fn tmp(&self) -> PathBuf {
-        self.cache.join("tmp")
+        self.bucket(crate::state::Bucket::Tmp)
     }
 
     /// Which run dir the store is bound to (see `store::run_dir`).

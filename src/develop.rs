@@ -13,7 +13,6 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Duration;
 
 use serde_json::{Map, Value, json};
 
@@ -22,6 +21,7 @@ use crate::digest::Key;
 use crate::error::{Error, IoContext, Result};
 use crate::image::nix;
 use crate::lock::{self, Mode};
+use crate::state::{Bucket, Guard};
 use crate::{fsutil, verbose};
 
 /// Where the daemon's socket appears inside the container.
@@ -47,8 +47,6 @@ const IGNORED: &[&str] = &[
     "TZ",
     "UID",
 ];
-/// How long a call waits for another evaluating the same shell.
-const EVAL_LOCK_LIMIT: Duration = Duration::from_secs(3600);
 
 /// A dev shell's environment: its variables, and its PATH, which goes in
 /// front of the container's own.
@@ -88,7 +86,7 @@ pub fn ensure(cfg: &Config, shell: &DevShell) -> Result<DevEnv> {
             socket.display()
         )));
     }
-    let dir = cfg.paths.cache.join("dev-env");
+    let dir = cfg.paths.bucket(Bucket::DevEnv);
     fsutil::ensure_dir(&dir)?;
     let key = key(cfg, shell)?;
     let cached = dir.join(format!("{key}.json"));
@@ -97,11 +95,12 @@ pub fn ensure(cfg: &Config, shell: &DevShell) -> Result<DevEnv> {
     {
         return Ok(env);
     }
+    let g = Guard::DevEnv(&key);
     let _evaluating = lock::acquire(
-        &dir.join(format!("{key}.lock")),
+        &dir.join(g.file_name()),
         Mode::Exclusive,
-        "the dev shell being evaluated",
-        cfg.lock_limit(EVAL_LOCK_LIMIT),
+        g.what(),
+        cfg.lock_limit(g.wait()),
     )?;
     if !cfg.image.rebuild
         && let Some(env) = read(&cached)

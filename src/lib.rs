@@ -26,6 +26,7 @@ pub mod policy;
 pub mod process;
 pub mod proxy;
 pub mod shellwords;
+pub mod state;
 pub mod stop;
 pub mod store;
 pub mod sys;

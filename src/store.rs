@@ -10,10 +10,10 @@
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::time::Duration;
 
 use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::state::Guard;
 use crate::{fsutil, lock, verbose};
 
 /// A handle for running podman against our store.
@@ -47,7 +47,7 @@ impl Layout {
         let p = &cfg.paths;
         Layout {
             graphroot: p.graphroot(),
-            conf_dir: p.cache.join("podman-conf"),
+            conf_dir: p.bucket(crate::state::Bucket::PodmanConf),
             runroot: run.join("runroot"),
             xdg: run.join("xdg"),
             libpod_tmp: run.join("libpod-tmp"),
@@ -124,10 +124,10 @@ impl Podman {
             Some(d) => d,
             None => {
                 let _guard = lock::acquire(
-                    &cfg.paths.locks().join("store.lock"),
+                    &cfg.paths.locks().join(Guard::Store.file_name()),
                     lock::Mode::Exclusive,
-                    "the Podman store setup",
-                    cfg.lock_limit(Duration::from_secs(120)),
+                    Guard::Store.what(),
+                    cfg.lock_limit(Guard::Store.wait()),
                 )?;
                 match read_driver(&conf) {
                     Some(d) => d,
@@ -394,10 +394,10 @@ pub fn run_dir(cfg: &Config) -> Result<RunDir> {
     // A new choice, made once: parallel calls must agree on it.
     fsutil::ensure_dir(&paths.locks())?;
     let _guard = lock::acquire(
-        &paths.locks().join("store.lock"),
+        &paths.locks().join(Guard::Store.file_name()),
         lock::Mode::Exclusive,
-        "the Podman store setup",
-        cfg.lock_limit(Duration::from_secs(120)),
+        Guard::Store.what(),
+        cfg.lock_limit(Guard::Store.wait()),
     )?;
     let (again, recorded) = paths.run_record_read();
     if again != bound && usable(&again).is_ok() {

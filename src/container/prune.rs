@@ -20,6 +20,7 @@ use crate::{sys, verbose};
 
 use super::warm_dir::{self, WarmDir};
 use super::{State, is_warm_name, list, remove, state};
+use crate::state::Guard;
 
 /// How often a call compares Podman's container list with the stamps.
 const RECONCILE_EVERY: Duration = Duration::from_secs(600);
@@ -80,7 +81,7 @@ pub fn after_call(cfg: &Config, podman: &Podman, keep: &str) -> Result<()> {
         .is_none_or(|age| age >= RECONCILE_EVERY);
     if due
         && let Some(_one) = lock::try_acquire(
-            &warm_dir::root(cfg).join(".reconcile.lock"),
+            &warm_dir::root(cfg).join(Guard::Reconcile.file_name()),
             Mode::Exclusive,
         )?
     {

@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 
 use crate::error::{Error, Result};
 use crate::fsutil;
+use crate::state::Bucket;
 
 /// Podman's default profile (containers-common), which ours extends.
 const DEFAULT: &str = "/usr/share/containers/seccomp.json";
@@ -19,7 +20,7 @@ const DEFAULT: &str = "/usr/share/containers/seccomp.json";
 pub fn path(cache: &Path) -> Option<PathBuf> {
     Path::new(DEFAULT)
         .is_file()
-        .then(|| cache.join("podman-conf").join("seccomp.json"))
+        .then(|| cache.join(Bucket::PodmanConf.name()).join("seccomp.json"))
 }
 
 /// Writes our profile to `path` unless it is there already.

@@ -11,6 +11,7 @@ use crate::digest::Key;
 use crate::error::{Error, IoContext, Result};
 use crate::image::record::Record;
 use crate::proxy::rules::Rules;
+use crate::state::Bucket;
 use crate::{agent, develop, fsutil, sys, verbose};
 
 /// The size of the tmpfs at /run (which holds only our state mount).
@@ -145,7 +146,7 @@ impl Spec {
         }
         if cfg.home.is_none() {
             let key = spec.key(false);
-            spec.home = cfg.paths.cache.join("warm-home").join(&key[..16]);
+            spec.home = cfg.paths.bucket(Bucket::WarmHome).join(&key[..16]);
             fsutil::ensure_dir(&spec.home)?;
         }
         Ok(spec)

@@ -12,17 +12,13 @@ use super::{Spec, State, remove, state, watcher};
 use crate::config::{Checked, Config};
 use crate::error::{Error, Result};
 use crate::lock::{self, Lock, Mode};
+use crate::state::Guard;
 use crate::store::Podman;
 use crate::{agent, fsutil, image, stop, sys, verbose};
 
-/// How long a call waits for a warm container's use or create lock.
-const WARM_LOCK_LIMIT: Duration = Duration::from_secs(600);
 /// How long killing a `podman exec` call's leftovers may take, per phase
 /// (see `stop::kill_until_none`): each round reads the host's /proc.
 const REAP_LIMIT: Duration = Duration::from_secs(10);
-/// How long a call on the watcher path waits for `busy.lock`, which only a
-/// command holding it exclusively would keep from it.
-const BUSY_LIMIT: Duration = Duration::from_secs(2);
 /// How long a new container's agent or watcher may take to show it is alive.
 const START_LIMIT: Duration = Duration::from_secs(10);
 
@@ -110,8 +106,8 @@ pub fn ensure_warm(cfg: &Config, podman: &Podman, spec: &Spec) -> Result<Warm> {
     let in_use = lock::acquire(
         &dir.use_lock(),
         Mode::Shared,
-        "the warm container",
-        cfg.lock_limit(WARM_LOCK_LIMIT),
+        Guard::WarmUse.what(),
+        cfg.lock_limit(Guard::WarmUse.wait()),
     )?;
     // Only a watcher looks at `busy.lock`. A command inside can hold it
     // exclusively; then the call waits only briefly and makes a new
@@ -121,8 +117,8 @@ pub fn ensure_warm(cfg: &Config, podman: &Podman, spec: &Spec) -> Result<Warm> {
         lock::acquire(
             &dir.busy_lock(),
             Mode::Shared,
-            "the warm container",
-            BUSY_LIMIT,
+            Guard::WarmBusy.what(),
+            Guard::WarmBusy.wait(),
         )
     };
     let mut busy = if watcher { take_busy().ok() } else { None };
@@ -139,8 +135,8 @@ pub fn ensure_warm(cfg: &Config, podman: &Podman, spec: &Spec) -> Result<Warm> {
         let _creating = lock::acquire(
             &dir.create_lock(),
             Mode::Exclusive,
-            "the warm container",
-            cfg.lock_limit(WARM_LOCK_LIMIT),
+            Guard::WarmCreate.what(),
+            cfg.lock_limit(Guard::WarmCreate.wait()),
         )?;
         // Another call may have made it while we waited.
         if !blocked {

@@ -41,6 +41,7 @@ use serde_json::{Value, json};
 use crate::config::Config;
 use crate::error::{IoContext, Result};
 use crate::fsutil;
+use crate::state::{Bucket, Guard};
 
 use super::Spec;
 
@@ -70,7 +71,7 @@ pub struct WarmDir {
 }
 
 pub fn root(cfg: &Config) -> PathBuf {
-    cfg.paths.cache.join("warm")
+    cfg.paths.bucket(Bucket::Warm)
 }
 
 impl WarmDir {
@@ -120,20 +121,20 @@ impl WarmDir {
     }
 
     pub fn use_lock(&self) -> PathBuf {
-        self.dir.join("use.lock")
+        self.dir.join(Guard::WarmUse.file_name())
     }
 
     pub fn create_lock(&self) -> PathBuf {
-        self.dir.join("create.lock")
+        self.dir.join(Guard::WarmCreate.file_name())
     }
 
     /// Held by the container's proxy for as long as it runs.
     pub fn proxy_lock(&self) -> PathBuf {
-        self.dir.join("proxy.lock")
+        self.dir.join(Guard::Proxy.file_name())
     }
 
     pub fn proxy_start_lock(&self) -> PathBuf {
-        self.dir.join("proxy-start.lock")
+        self.dir.join(Guard::ProxyStart.file_name())
     }
 
     /// The allowlist the proxy serves, one pattern per line.
@@ -157,11 +158,11 @@ impl WarmDir {
     }
 
     pub fn alive_lock(&self) -> PathBuf {
-        self.inside.join("alive.lock")
+        self.inside.join(Guard::WarmAlive.file_name())
     }
 
     pub fn busy_lock(&self) -> PathBuf {
-        self.inside.join("busy.lock")
+        self.inside.join(Guard::WarmBusy.file_name())
     }
 
     /// The agent's socket, in a directory of its own (mode 0700) that is

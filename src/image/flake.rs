@@ -2,6 +2,7 @@
 //! written under the cache dir, so the binary does not depend on where it
 //! was installed; `--flake` replaces it.
 
+use crate::state::Bucket;
 use std::path::{Path, PathBuf};
 
 use crate::config::ImageSpec;
@@ -76,7 +77,7 @@ pub fn installable(spec: &ImageSpec, cache: &Path, key: &str) -> Result<String> 
         Some(r) if super::nix::has_rootfs(spec, r)? => Ok(format!("{r}#containerRootfs")),
         Some(r) => Ok(format!("{r}#containerImage")),
         None => {
-            let dir = materialize(spec, &cache.join("flakes").join(&key[..16]))?;
+            let dir = materialize(spec, &cache.join(Bucket::Flakes.name()).join(&key[..16]))?;
             Ok(format!("path:{}#containerRootfs", dir.display()))
         }
     }

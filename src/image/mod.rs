@@ -15,17 +15,14 @@ pub mod record;
 
 use std::io::IsTerminal;
 use std::path::Path;
-use std::time::Duration;
 
 use crate::config::Config;
 use crate::error::Result;
+use crate::state::{Bucket, Guard};
 use crate::store::Podman;
 use crate::{lock, verbose};
 
 use record::Record;
-
-/// A cold build of a large image can take long; waiters wait that long.
-const BUILD_LOCK_LIMIT: Duration = Duration::from_secs(3600);
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Want {
@@ -49,11 +46,12 @@ pub fn ensure(cfg: &Config, podman: &Podman, want: Want) -> Result<Record> {
     // The record as it was before waiting: a rebuild that another call
     // finished meanwhile (a new file) is this call's rebuild too.
     let before = record_id(&rec_path);
+    let g = Guard::Image(&key);
     let _guard = lock::acquire(
         &lock_path(cfg, &key),
         lock::Mode::Exclusive,
-        "the image build",
-        cfg.lock_limit(BUILD_LOCK_LIMIT),
+        g.what(),
+        cfg.lock_limit(g.wait()),
     )?;
     if cfg.image.rebuild
         && record_id(&rec_path) != before
@@ -82,7 +80,7 @@ pub fn ensure(cfg: &Config, podman: &Podman, want: Want) -> Result<Record> {
     }
     let installable = flake::installable(&cfg.image, &cfg.paths.cache, &key)?;
     let gc_root = gc_root(cfg, &key);
-    crate::fsutil::ensure_dir(&cfg.paths.cache.join(GC_ROOTS))?;
+    crate::fsutil::ensure_dir(&cfg.paths.bucket(Bucket::GcRoots))?;
     let store_path = nix::build(&cfg.image, &installable, &gc_root)?;
     verbose!("built {store_path}");
     if Path::new(&store_path).is_dir() {
@@ -93,12 +91,9 @@ pub fn ensure(cfg: &Config, podman: &Podman, want: Want) -> Result<Record> {
     finish(cfg, podman, &rec_path, store_path)
 }
 
-/// Where GC roots of root filesystems live, under the cache.
-pub const GC_ROOTS: &str = "gcroots";
-
 /// The GC root of the record `key`.
 pub fn gc_root(cfg: &Config, key: &str) -> std::path::PathBuf {
-    cfg.paths.cache.join(GC_ROOTS).join(&key[..16])
+    cfg.paths.bucket(Bucket::GcRoots).join(&key[..16])
 }
 
 /// Records a root filesystem: its closure (what containers may see of the
@@ -154,17 +149,17 @@ fn record_id(path: &Path) -> Option<(u64, u64)> {
 
 /// The lock of one image record: held for its build and load.
 pub fn lock_path(cfg: &Config, key: &str) -> std::path::PathBuf {
-    cfg.paths.locks().join(format!("image-{}.lock", &key[..16]))
+    cfg.paths.locks().join(Guard::Image(key).file_name())
 }
 
 fn finish(cfg: &Config, podman: &Podman, rec_path: &Path, store_path: String) -> Result<Record> {
     // Loads of different images are one at a time: each moves the name the
     // image was built with until we retag it, and they share a scratch dir.
     let _loading = lock::acquire(
-        &cfg.paths.locks().join("load.lock"),
+        &cfg.paths.locks().join(Guard::Load.file_name()),
         lock::Mode::Exclusive,
-        "loading an image",
-        cfg.lock_limit(BUILD_LOCK_LIMIT),
+        Guard::Load.what(),
+        cfg.lock_limit(Guard::Load.wait()),
     )?;
     if std::io::stderr().is_terminal() {
         eprintln!("lectic-nix-sandbox: loading the image into Podman…");

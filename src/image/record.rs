@@ -2,6 +2,7 @@
 //! decides the image to the built store path and the loaded image. A warm
 //! call reads its record and starts no `nix` process at all.
 
+use crate::state::Bucket;
 use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
@@ -61,7 +62,9 @@ pub fn key(spec: &ImageSpec) -> String {
 }
 
 pub fn path(cache: &Path, key: &str) -> PathBuf {
-    cache.join("images").join(format!("{key}.json"))
+    cache
+        .join(Bucket::Images.name())
+        .join(format!("{key}.json"))
 }
 
 /// Reads a record; a missing or unreadable one is simply absent.
@@ -109,7 +112,7 @@ pub struct OnDisk {
 
 /// Every readable record under `cache`.
 pub fn all(cache: &Path) -> Vec<OnDisk> {
-    let Ok(entries) = std::fs::read_dir(cache.join("images")) else {
+    let Ok(entries) = std::fs::read_dir(cache.join(Bucket::Images.name())) else {
         return vec![];
     };
     let mut out: Vec<OnDisk> = entries

@@ -18,6 +18,7 @@ use crate::container::{list, prune, warm_dir};
 use crate::error::Result;
 use crate::image::{listing, load, record};
 use crate::lock::{self, Lock, Mode};
+use crate::state::{Bucket, Guard};
 use crate::store::Podman;
 
 use super::{human_bytes, items, prune_json, s};
@@ -104,7 +105,7 @@ pub fn run(cfg: &Config, podman: &Podman, all: bool) -> Result<Value> {
     }
     let mut files = Vec::new();
     // GC roots no record names (a killed build, a removed record).
-    for link in children(&cfg.paths.cache.join(crate::image::GC_ROOTS)) {
+    for link in children(&cfg.paths.bucket(Bucket::GcRoots)) {
         let named = kept.iter().any(|r| {
             r.record
                 .rootfs
@@ -127,7 +128,7 @@ pub fn run(cfg: &Config, podman: &Podman, all: bool) -> Result<Value> {
             files.push(dir);
         }
     }
-    let flakes = cfg.paths.cache.join("flakes");
+    let flakes = cfg.paths.bucket(Bucket::Flakes);
     for dir in children(&flakes) {
         let name = dir.file_name().and_then(|n| n.to_str()).unwrap_or_default();
         if !kept.iter().any(|r| r.short_key == name) && std::fs::remove_dir_all(&dir).is_ok() {
@@ -138,8 +139,8 @@ pub fn run(cfg: &Config, podman: &Podman, all: bool) -> Result<Value> {
     files.extend(load::remove_scratch(&cfg.paths.tmp(), None));
     // Temp files of atomic writes whose writer died.
     let mut dirs = vec![
-        cfg.paths.cache.join("images"),
-        cfg.paths.cache.join("podman-conf"),
+        cfg.paths.bucket(Bucket::Images),
+        cfg.paths.bucket(Bucket::PodmanConf),
     ];
     dirs.extend(children(&warm_dir::root(cfg)));
     for dir in dirs {
@@ -161,11 +162,11 @@ pub fn run(cfg: &Config, podman: &Podman, all: bool) -> Result<Value> {
 /// Every image lock and the load lock, if none is held.
 fn quiet_image_locks(cfg: &Config) -> Result<Option<Vec<Lock>>> {
     let mut held = Vec::new();
-    let mut paths = vec![cfg.paths.locks().join("load.lock")];
+    let mut paths = vec![cfg.paths.locks().join(Guard::Load.file_name())];
     paths.extend(children(&cfg.paths.locks()).into_iter().filter(|p| {
         p.file_name()
             .and_then(|n| n.to_str())
-            .is_some_and(|n| n.starts_with("image-") && n.ends_with(".lock"))
+            .is_some_and(Guard::is_image_lock)
     }));
     for p in paths {
         match lock::try_acquire(&p, Mode::Exclusive)? {

@@ -81,7 +81,7 @@ pub fn collect(cfg: &Config, podman: &Podman) -> Result<Value> {
         "records": records.len(),
         "disk": {
             "images_bytes": images_bytes,
-            "homes_bytes": dir_size(&cfg.paths.cache.join("warm-home")),
+            "homes_bytes": dir_size(&cfg.paths.bucket(crate::state::Bucket::WarmHome)),
         },
     }))
 }

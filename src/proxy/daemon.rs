@@ -25,13 +25,13 @@ use super::server::{self, Proxy};
 use crate::container::warm_dir::WarmDir;
 use crate::error::{Error, IoContext, Result};
 use crate::lock::{self, Mode};
+use crate::state::Guard;
 use crate::{fsutil, sys};
 
 /// The argument that makes this binary a container's proxy (checked
 /// before the command line is parsed, and only as argv[1]).
 pub const ARG: &str = "--internal-proxy";
-/// How long a proxy may take to say it serves (and to wait for the proxy
-/// of an ended container to go).
+/// How long a proxy may take to say it serves.
 const START_LIMIT: Duration = Duration::from_secs(10);
 
 /// Makes sure a proxy serves the container of `dir` with `rules`.
@@ -42,8 +42,8 @@ pub fn ensure(dir: &WarmDir, rules: &Rules) -> Result<()> {
     let _starting = lock::acquire(
         &dir.proxy_start_lock(),
         Mode::Exclusive,
-        "starting the proxy",
-        START_LIMIT,
+        Guard::ProxyStart.what(),
+        Guard::ProxyStart.wait(),
     )?;
     if serving(dir).is_some() {
         return Ok(());
@@ -113,7 +113,12 @@ pub fn serve(path: &Path) -> Result<()> {
     sys::one_malloc_arena();
     let dir = WarmDir::open(path);
     // A proxy of an earlier container of this name goes as its init ends.
-    let _alive = lock::acquire(&dir.proxy_lock(), Mode::Exclusive, "the proxy", START_LIMIT)?;
+    let _alive = lock::acquire(
+        &dir.proxy_lock(),
+        Mode::Exclusive,
+        Guard::Proxy.what(),
+        Guard::Proxy.wait(),
+    )?;
     let gone = || Error::failed(format!("warm container {} is gone", dir.name));
     let main = dir.main().ok_or_else(gone)?;
     let pid = sys::live_pid(&main.init).ok_or_else(gone)?;
