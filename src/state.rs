@@ -124,7 +124,7 @@ impl Guard<'_> {
         match self {
             Guard::Store => "the Podman store setup",
             Guard::DevEnv(_) => "the dev shell being evaluated",
-            Guard::Image(_) => "the image being built",
+            Guard::Image(_) => "the image build",
             Guard::Load => "loading an image",
             Guard::WarmUse | Guard::WarmBusy | Guard::WarmCreate => "the warm container",
             Guard::ProxyStart => "starting the proxy",
