@@ -22,7 +22,7 @@ pub mod fsutil;
 pub mod image;
 pub mod lock;
 pub mod manage;
-pub mod policy;
+pub use config::policy;
 pub mod process;
 pub mod proxy;
 pub mod shellwords;

@@ -739,7 +739,7 @@ mod tests {
 
     #[test]
     fn the_readmes_two_policy_files_are_valid() {
-        let readme = include_str!("../README.md");
+        let readme = include_str!("../../README.md");
         let section = &readme[readme.find("## The policy files").unwrap()..];
         let blocks: Vec<&str> = section
             .split("```yaml\n")
