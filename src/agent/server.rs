@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 use std::ffi::OsString;
 use std::io::Write;
 use std::net::Shutdown;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::AsFd;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
@@ -56,7 +56,10 @@ pub fn serve(forward: bool) -> Result<()> {
     sys::one_malloc_arena();
     // Listening before the first call can run: nothing else takes the port.
     if forward {
-        crate::proxy::forward::spawn().map_err(|e| Error::os("cannot listen for the proxy", e))?;
+        let listener = crate::proxy::forward::listen()
+            .map_err(|e| Error::os("cannot listen for the proxy", e))?;
+        crate::proxy::forward::spawn(listener)
+            .map_err(|e| Error::os("cannot start forwarding", e))?;
     }
     let dir = WarmDir::at(Path::new(MOUNT));
     let path = dir.socket();
@@ -151,7 +154,10 @@ fn serve_call(conn: UnixStream, base_env: &[(OsString, OsString)], calls: &Calls
     let mut child = match spawned {
         Ok(child) => child,
         Err(e) => {
-            let code = cannot_run(&req.argv[0], &e, report);
+            let code = match report {
+                Some(fd) => cannot_run(&req.argv[0], &e, std::fs::File::from(fd)),
+                None => cannot_run(&req.argv[0], &e, std::io::sink()),
+            };
             let _ = wire::send(&conn, Message::Exit(code as u8));
             return;
         }
@@ -283,18 +289,20 @@ fn leftover(pid: i32, me: i32, parents: &HashMap<i32, i32>, running: &[(i32, Str
 
 /// Says on the command's stderr why it could not start, as a shell would;
 /// returns 127 (not found) or 126 (cannot be executed).
-fn cannot_run(program: &OsString, e: &std::io::Error, stderr: Option<OwnedFd>) -> i32 {
+pub(crate) fn cannot_run(
+    program: &std::ffi::OsStr,
+    e: &std::io::Error,
+    mut stderr: impl Write,
+) -> i32 {
     let (code, why) = match e.kind() {
         std::io::ErrorKind::NotFound => (127, "command not found".to_owned()),
         _ => (126, e.to_string()),
     };
-    if let Some(fd) = stderr {
-        let _ = writeln!(
-            std::fs::File::from(fd),
-            "lectic-nix-sandbox: {}: {why}",
-            program.to_string_lossy()
-        );
-    }
+    let _ = writeln!(
+        stderr,
+        "lectic-nix-sandbox: {}: {why}",
+        program.to_string_lossy()
+    );
     code
 }
 

@@ -10,7 +10,7 @@
 //! so the command is not the parent of anything it did not start (a
 //! shell's `wait` would wait for a forwarder that was its child).
 
-use std::net::{Ipv4Addr, TcpListener};
+use std::net::TcpListener;
 use std::os::fd::AsFd;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
@@ -31,7 +31,7 @@ pub fn socket() -> PathBuf {
 
 /// Listens on the container's loopback.
 pub fn listen() -> std::io::Result<TcpListener> {
-    TcpListener::bind((Ipv4Addr::LOCALHOST, super::PORT))
+    TcpListener::bind(super::listen_addr())
 }
 
 /// Hands every connection to the proxy at `socket`; a connection the proxy
@@ -48,9 +48,8 @@ pub fn forward(listener: &TcpListener, socket: &Path) {
     }
 }
 
-/// Starts forwarding on a thread of this process.
-pub fn spawn() -> std::io::Result<()> {
-    let listener = listen()?;
+/// Forwards `listener`'s connections on a thread of this process.
+pub fn spawn(listener: TcpListener) -> std::io::Result<()> {
     std::thread::Builder::new()
         .name("forward".into())
         .stack_size(64 << 10)
@@ -80,22 +79,14 @@ pub fn wrap(args: &[std::ffi::OsString]) -> ExitCode {
     let mut child = match Command::new(&command[0]).args(&command[1..]).spawn() {
         Ok(c) => c,
         Err(e) => {
-            let code = if e.kind() == std::io::ErrorKind::NotFound {
-                127
-            } else {
-                126
-            };
-            eprintln!("lectic-nix-sandbox: {}: {e}", command[0].to_string_lossy());
-            return ExitCode::from(code);
+            let code = crate::agent::server::cannot_run(&command[0], &e, std::io::stderr());
+            return ExitCode::from(code as u8);
         }
     };
     // A stop of the call signals the command itself (stop.rs); this process
     // goes when it has ended.
     sys::ignore_stop_signals();
-    if let Err(e) = std::thread::Builder::new()
-        .stack_size(64 << 10)
-        .spawn(move || forward(&listener, &socket()))
-    {
+    if let Err(e) = spawn(listener) {
         return fail("cannot start forwarding", e);
     }
     match child.wait() {

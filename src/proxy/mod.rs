@@ -20,14 +20,19 @@ pub mod server;
 
 /// The proxy's port on the container's loopback (HTTP and SOCKS5 alike).
 pub const PORT: u16 = 3128;
+/// Where the forwarder listens inside the container.
+pub fn listen_addr() -> std::net::SocketAddr {
+    (std::net::Ipv4Addr::LOCALHOST, PORT).into()
+}
+
 /// The proxy's socket, in the directory mounted at `watcher::MOUNT`.
 pub const SOCKET: &str = "proxy.sock";
 
 /// What tells programs inside to use the proxy: the variables curl, pip,
 /// git, npm, Go and most HTTP libraries read, in both cases.
 pub fn env() -> Vec<(String, String)> {
-    let http = format!("http://127.0.0.1:{PORT}");
-    let socks = format!("socks5h://127.0.0.1:{PORT}");
+    let http = format!("http://{}", listen_addr());
+    let socks = format!("socks5h://{}", listen_addr());
     let mut v = Vec::new();
     for (name, value) in [
         ("HTTP_PROXY", http.as_str()),

@@ -74,7 +74,7 @@ pub async fn serve(listener: UnixListener, proxy: Arc<Proxy>) {
 
 /// The client socket a forwarder handed over on `conn`.
 async fn take_client(conn: UnixStream) -> io::Result<TcpStream> {
-    let (n, mut fds, byte) = tokio::time::timeout(ASK_LIMIT, async {
+    let (n, mut fds, byte) = within(ASK_LIMIT, async {
         loop {
             conn.readable().await?;
             let mut buf = [0u8; 1];
@@ -87,8 +87,7 @@ async fn take_client(conn: UnixStream) -> io::Result<TcpStream> {
             }
         }
     })
-    .await
-    .map_err(|_| io::Error::from(io::ErrorKind::TimedOut))??;
+    .await?;
     if n != 1 || byte != HANDOVER || fds.len() != 1 {
         return Err(io::Error::other("not a handover"));
     }
@@ -100,12 +99,18 @@ async fn take_client(conn: UnixStream) -> io::Result<TcpStream> {
         return Err(io::Error::other("not a stream socket"));
     }
     let std = std::net::TcpStream::from(fd);
-    let listener = SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, super::PORT));
-    if std.local_addr().ok() != Some(listener) {
+    if std.local_addr().ok() != Some(super::listen_addr()) {
         return Err(io::Error::other("not a connection to the proxy's listener"));
     }
     std.set_nonblocking(true)?;
     TcpStream::from_std(std)
+}
+
+/// `f`, or a timeout error once `limit` has passed.
+async fn within<T>(limit: Duration, f: impl Future<Output = io::Result<T>>) -> io::Result<T> {
+    tokio::time::timeout(limit, f)
+        .await
+        .unwrap_or_else(|_| Err(io::ErrorKind::TimedOut.into()))
 }
 
 /// Where a client asked to go, and how it asked.
@@ -146,28 +151,25 @@ enum Failure {
 
 async fn serve_client(mut client: TcpStream, proxy: &Proxy) -> io::Result<()> {
     let mut buf = Vec::with_capacity(4096);
-    let first = tokio::time::timeout(ASK_LIMIT, read_some(&mut client, &mut buf))
-        .await
-        .map_err(|_| io::Error::from(io::ErrorKind::TimedOut))??;
+    let first = within(ASK_LIMIT, read_some(&mut client, &mut buf)).await?;
     if first == 0 {
         return Ok(());
     }
     let socks = buf[0] == 5;
-    let asked = tokio::time::timeout(ASK_LIMIT, async {
+    let asked = within(ASK_LIMIT, async {
         if socks {
             socks_request(&mut client, &mut buf).await
         } else {
             http_request(&mut client, &mut buf).await
         }
     })
-    .await
-    .map_err(|_| io::Error::from(io::ErrorKind::TimedOut))??;
+    .await?;
     let (ask, rest) = match asked {
         Ok(found) => found,
         Err(why) => return answer(&mut client, socks, Failure::Malformed(why)).await,
     };
     let (host, port) = ask.dest();
-    let upstream = match open(proxy, host, port).await {
+    let mut upstream = match open(proxy, host, port).await {
         Ok(u) => u,
         Err(f) => {
             match &f {
@@ -178,7 +180,6 @@ async fn serve_client(mut client: TcpStream, proxy: &Proxy) -> io::Result<()> {
             return answer(&mut client, socks, f).await;
         }
     };
-    let mut upstream = upstream;
     let _ = upstream.set_nodelay(true);
     let _ = client.set_nodelay(true);
     match ask {
@@ -202,9 +203,13 @@ async fn serve_client(mut client: TcpStream, proxy: &Proxy) -> io::Result<()> {
 /// for `idle` (a connection nobody uses does not hold a slot forever).
 async fn relay(client: TcpStream, upstream: TcpStream, idle: Duration) -> io::Result<()> {
     let start = tokio::time::Instant::now();
-    let moved = Arc::new(AtomicU64::new(0));
-    let mut client = Watched::new(client, start, &moved);
-    let mut upstream = Watched::new(upstream, start, &moved);
+    let moved = AtomicU64::new(0);
+    let watched = |inner| Watched {
+        inner,
+        start,
+        moved: &moved,
+    };
+    let (mut client, mut upstream) = (watched(client), watched(upstream));
     let copy = tokio::io::copy_bidirectional_with_sizes(
         &mut client,
         &mut upstream,
@@ -227,23 +232,13 @@ async fn relay(client: TcpStream, upstream: TcpStream, idle: Duration) -> io::Re
 
 /// A stream that records when it last read anything (milliseconds since
 /// `start`).
-struct Watched {
+struct Watched<'a> {
     inner: TcpStream,
     start: tokio::time::Instant,
-    moved: Arc<AtomicU64>,
+    moved: &'a AtomicU64,
 }
 
-impl Watched {
-    fn new(inner: TcpStream, start: tokio::time::Instant, moved: &Arc<AtomicU64>) -> Watched {
-        Watched {
-            inner,
-            start,
-            moved: Arc::clone(moved),
-        }
-    }
-}
-
-impl tokio::io::AsyncRead for Watched {
+impl tokio::io::AsyncRead for Watched<'_> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -259,7 +254,7 @@ impl tokio::io::AsyncRead for Watched {
     }
 }
 
-impl tokio::io::AsyncWrite for Watched {
+impl tokio::io::AsyncWrite for Watched<'_> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
