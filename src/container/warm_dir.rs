@@ -143,7 +143,7 @@ impl WarmDir {
     }
 
     /// Which proxy runs, and for which init.
-    pub fn proxy_pid(&self) -> PathBuf {
+    fn proxy_pid(&self) -> PathBuf {
         self.dir.join("proxy.pid")
     }
 
@@ -238,11 +238,11 @@ impl WarmDir {
 
     /// Records who the container's init and agent are.
     pub fn set_main(&self, main: &Main) -> Result<()> {
-        let mut text = format!("init={}\n", main.init);
+        let mut fields = vec![("init", main.init.as_str())];
         if let Some(agent) = &main.agent {
-            text += &format!("agent={agent}\n");
+            fields.push(("agent", agent));
         }
-        fsutil::write_atomic(&self.main_file(), text.as_bytes())
+        write_fields(&self.main_file(), &fields)
     }
 
     /// Who the container's init and agent are, as recorded at creation.
@@ -252,16 +252,22 @@ impl WarmDir {
     }
 
     pub fn main(&self) -> Option<Main> {
-        let text = std::fs::read_to_string(self.main_file()).ok()?;
-        let field = |key: &str| {
-            text.lines()
-                .find_map(|l| l.strip_prefix(key)?.strip_prefix('='))
-                .map(str::to_owned)
-        };
+        let mut f = read_fields(&self.main_file())?;
         Some(Main {
-            init: field("init")?,
-            agent: field("agent"),
+            init: f.remove("init")?,
+            agent: f.remove("agent"),
         })
+    }
+
+    /// Records which proxy runs (`pid:start`) and for which init.
+    pub fn set_proxy(&self, proxy: &str, init: &str) -> Result<()> {
+        write_fields(&self.proxy_pid(), &[("proxy", proxy), ("init", init)])
+    }
+
+    /// The proxy recorded and the init it serves.
+    pub fn proxy(&self) -> Option<(String, String)> {
+        let mut f = read_fields(&self.proxy_pid())?;
+        Some((f.remove("proxy")?, f.remove("init")?))
     }
 
     /// Remembers that the processes of call `id` may outlive it.
@@ -414,6 +420,22 @@ impl WarmDir {
 }
 
 /// Every warm directory under the cache.
+/// Writes `key=value` lines, the form of `main` and `proxy.pid`.
+fn write_fields(path: &Path, fields: &[(&str, &str)]) -> Result<()> {
+    let text: String = fields.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
+    fsutil::write_atomic(path, text.as_bytes())
+}
+
+/// The `key=value` lines of `path` (the first of each key).
+fn read_fields(path: &Path) -> Option<std::collections::HashMap<String, String>> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let mut fields = std::collections::HashMap::new();
+    for (k, v) in text.lines().filter_map(|l| l.split_once('=')) {
+        fields.entry(k.to_owned()).or_insert_with(|| v.to_owned());
+    }
+    Some(fields)
+}
+
 pub fn all(cfg: &Config) -> Result<Vec<WarmDir>> {
     let dir = root(cfg);
     let entries = match std::fs::read_dir(&dir) {

@@ -60,12 +60,8 @@ pub fn serving(dir: &WarmDir) -> Option<String> {
     if free.is_some() {
         return None;
     }
-    let text = std::fs::read_to_string(dir.proxy_pid()).ok()?;
-    let field = |key: &str| {
-        text.lines()
-            .find_map(|l| l.strip_prefix(key)?.strip_prefix('='))
-    };
-    (field("init") == Some(init.as_str())).then(|| field("proxy").unwrap_or_default().to_owned())
+    let (proxy, serves) = dir.proxy()?;
+    (serves == init).then_some(proxy)
 }
 
 fn start(dir: &WarmDir) -> Result<()> {
@@ -133,10 +129,7 @@ pub fn serve(path: &Path) -> Result<()> {
         .map_err(Error::Failed)?;
     let listener = server::bind(dir.inside(), super::SOCKET)
         .with_path("cannot listen on", dir.inside().join(super::SOCKET))?;
-    fsutil::write_atomic(
-        &dir.proxy_pid(),
-        format!("proxy={}\ninit={}\n", sys::self_identity(), main.init).as_bytes(),
-    )?;
+    dir.set_proxy(&sys::self_identity(), &main.init)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
