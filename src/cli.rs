@@ -36,7 +36,7 @@ short run dir (/tmp/lns-<uid>/..., see --doctor). An administrator's system poli
     dont_delimit_trailing_values = true,
     group(
         ArgGroup::new("action")
-            .args(["status", "prune", "gc", "prepare", "doctor", "show_config", "install_plugin", "completions", "man"])
+            .args(["status", "prune", "gc", "prepare", "doctor", "show_config", "install_plugin", "completions", "man", "remove"])
             .conflicts_with("command")
     )
 )]
@@ -52,6 +52,10 @@ pub struct Cli {
     /// Mount DIR (created if missing) at /persist
     #[arg(short = 'p', long, value_name = "DIR", value_hint = ValueHint::DirPath)]
     pub persist: Option<PathBuf>,
+
+    /// Work in a git worktree of the workdir's repository: .worktrees/NAME, on branch lectic-worktree/NAME/work made from HEAD. The user's checkout is not mounted; of .git only what the worktree's own commits write is writable. NAME defaults to $LECTIC_INTERLOCUTOR, else Assistant (give it as --worktree=NAME)
+    #[arg(long, value_name = "NAME", num_args = 0..=1, require_equals = true, default_missing_value = "")]
+    pub worktree: Option<String>,
 
     /// Host directory used as HOME (/home/sandbox) [default: one per configuration, under the cache]
     #[arg(long, value_name = "DIR", value_hint = ValueHint::DirPath)]
@@ -221,6 +225,10 @@ pub struct Cli {
     #[arg(long, help_heading = MANAGEMENT)]
     pub start: bool,
 
+    /// With --worktree, instead of a command: remove the worktree and its container, and its branch if merged into HEAD
+    #[arg(long, help_heading = MANAGEMENT, requires = "worktree")]
+    pub remove: bool,
+
     /// Instead of a command: check podman, nix, rootless prerequisites, storage and the cache dirs
     #[arg(long, help_heading = MANAGEMENT)]
     pub doctor: bool,
@@ -282,6 +290,7 @@ pub enum Manage {
     Doctor,
     ShowConfig,
     InstallPlugin,
+    RemoveWorktree,
 }
 
 impl Cli {
@@ -318,6 +327,8 @@ impl Cli {
             Manage::ShowConfig
         } else if self.install_plugin.is_some() {
             Manage::InstallPlugin
+        } else if self.remove {
+            Manage::RemoveWorktree
         } else {
             return Action::Run;
         };

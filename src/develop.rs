@@ -65,7 +65,10 @@ pub fn daemon_socket() -> PathBuf {
 
 /// The minimal client configuration mounted at /etc/nix in the container.
 pub fn client_conf_dir(cfg: &Config) -> Result<PathBuf> {
-    let dir = cfg.paths.cache.join("develop").join("etc-nix");
+    let dir = cfg
+        .paths
+        .bucket(crate::state::Bucket::Develop)
+        .join("etc-nix");
     let conf = dir.join("nix.conf");
     let text = "# Written by lectic-nix-sandbox for Nix clients in the sandbox.\n\
                 experimental-features = nix-command flakes\n\

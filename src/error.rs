@@ -35,8 +35,6 @@ pub enum Error {
     Proxy { message: String, log: String },
     /// A lock was not released within its bound.
     LockTimeout { what: String, path: PathBuf },
-    /// The recorded image is gone from Podman's store (handled by reloading).
-    ImageMissing(String),
     /// A private directory is owned by someone else or has loose permissions.
     Untrusted {
         path: PathBuf,
@@ -105,7 +103,6 @@ impl fmt::Display for Error {
                 "gave up waiting for the lock on {what} ({}): another lectic-nix-sandbox still holds it; wait longer with --lock-timeout",
                 path.display()
             ),
-            Error::ImageMissing(image) => write!(f, "image {image} is missing from the store"),
             Error::Untrusted { path, why, fix } => {
                 write!(f, "refusing to use {}: {why}; {fix}", path.display())
             }

@@ -17,7 +17,15 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         path.file_name().and_then(|n| n.to_str()).unwrap_or("file"),
         std::process::id()
     ));
-    let mut f = fs::File::create(&tmp).with_path("cannot write", &tmp)?;
+    // Made anew, never opened through what is there: in a directory a
+    // command can write (a `--worktree`'s), a planted symlink by that
+    // name would point the write elsewhere.
+    let _ = fs::remove_file(&tmp);
+    let mut f = fs::File::options()
+        .write(true)
+        .create_new(true)
+        .open(&tmp)
+        .with_path("cannot write", &tmp)?;
     f.write_all(bytes).with_path("cannot write", &tmp)?;
     f.sync_all().with_path("cannot write", &tmp)?;
     fs::rename(&tmp, path).with_path("cannot rename into place", path)

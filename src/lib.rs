@@ -1,7 +1,8 @@
 //! lectic-nix-sandbox: runs a command in a Nix-built, rootless Podman
 //! container. The modules follow the data path:
 //! cli → config (+ env) → image (flake, nix build, load, record) →
-//! store (our Podman) → container (warm lifecycle, prune) → exec (through
+//! store (our Podman; `engine` the seam the lifecycle decides through) →
+//! container (warm lifecycle, prune) → exec (through
 //! the agent, or podman) → stop, and the management commands (manage) that
 //! stand in for a command. `agent` is the other end of exec: this binary
 //! inside a warm container; `proxy` is `--allow-host`. `call` strings the
@@ -15,6 +16,7 @@ pub mod config;
 pub mod container;
 pub mod develop;
 pub mod digest;
+pub mod engine;
 pub mod env;
 pub mod error;
 pub mod exec;
@@ -32,6 +34,7 @@ pub mod store;
 pub mod sys;
 #[cfg(test)]
 pub(crate) mod testutil;
+pub mod worktree;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 

@@ -10,6 +10,7 @@
 //!
 //! **Order.** A call takes locks only in the order of [`Guard`]'s variants
 //! (it may skip any), so no two calls wait for each other in a circle:
+//! `Worktree` while a `--worktree` is made (the call's first step),
 //! `Store` to set up Podman's store once; `DevEnv` while a dev shell is
 //! evaluated (before the image step, holding nothing else); `Image` for one
 //! image record's build and load, then `Load` while loading into Podman;
@@ -21,9 +22,17 @@
 //! life, inside the container), `Proxy` (the proxy, for its whole life),
 //! and `Reconcile` (a call comparing Podman's list with the stamps).
 
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// A directory of the cache.
+///
+/// **Versions.** A bucket's name is its layout: when what it holds changes
+/// shape, it gets a new name (`warm` → `warm-v2`). Calls never read the
+/// old one, a container recorded only there has no stamp in the new one
+/// and is removed as drift (see container/prune.rs), and `--gc` removes
+/// every entry of the cache that is no current bucket ([`stale`]): no
+/// migration code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Bucket {
     /// Podman's graphroot: containers, and images of a `--flake` image.
@@ -46,7 +55,15 @@ pub enum Bucket {
     Tmp,
     /// Cached dev shell environments.
     DevEnv,
+    /// The Nix configuration a dev shell's evaluation reads.
+    Develop,
+    /// What each `--worktree`'s command may write of git's state.
+    Worktrees,
 }
+
+/// The cache's files besides its buckets: which run dir the store is
+/// bound to (see `config::Paths::run_record`).
+pub const RUN_RECORD: &str = "run-dir";
 
 impl Bucket {
     pub const fn name(self) -> &'static str {
@@ -61,8 +78,47 @@ impl Bucket {
             Bucket::Locks => "locks",
             Bucket::Tmp => "tmp",
             Bucket::DevEnv => "dev-env",
+            Bucket::Develop => "develop",
+            Bucket::Worktrees => "worktrees",
         }
     }
+
+    pub const ALL: [Bucket; 12] = [
+        Bucket::PodmanRoot,
+        Bucket::PodmanConf,
+        Bucket::Flakes,
+        Bucket::Images,
+        Bucket::GcRoots,
+        Bucket::WarmHome,
+        Bucket::Warm,
+        Bucket::Locks,
+        Bucket::Tmp,
+        Bucket::DevEnv,
+        Bucket::Develop,
+        Bucket::Worktrees,
+    ];
+}
+
+/// The entries of the cache `cache` that are neither a current bucket nor
+/// one of its files: an older layout's directories, a killed `--doctor`'s
+/// probe. Nothing reads them; `--gc` removes them.
+pub fn stale(cache: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(cache) else {
+        return vec![];
+    };
+    entries
+        .flatten()
+        .filter(|e| {
+            let name = e.file_name();
+            // A running `--doctor`'s probe is its own.
+            let probing = name
+                .to_str()
+                .and_then(|n| n.strip_prefix(".doctor-"))
+                .is_some_and(|pid| Path::new("/proc").join(pid).exists());
+            name != RUN_RECORD && !probing && !Bucket::ALL.iter().any(|b| name == b.name())
+        })
+        .map(|e| e.path())
+        .collect()
 }
 
 /// How an image lock's file name begins.
@@ -72,6 +128,8 @@ const IMAGE_LOCK: &str = "image-";
 /// (see the module's documentation).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Guard<'a> {
+    /// `locks/worktree-<key16>.lock`: making or removing a worktree of one repository.
+    Worktree(&'a str),
     /// `locks/store.lock`: choosing the run dir and setting up the store.
     Store,
     /// `dev-env/<key>.lock`: one dev shell's evaluation.
@@ -100,6 +158,7 @@ impl Guard<'_> {
     /// The lock file's name, in its directory.
     pub fn file_name(self) -> String {
         match self {
+            Guard::Worktree(key) => format!("worktree-{}.lock", &key[..key.len().min(16)]),
             Guard::Store => "store.lock".into(),
             Guard::DevEnv(key) => format!("{key}.lock"),
             Guard::Image(key) => format!("{IMAGE_LOCK}{}.lock", &key[..key.len().min(16)]),
@@ -122,6 +181,7 @@ impl Guard<'_> {
     /// What a call waiting for it is waiting for (in errors and notes).
     pub fn what(self) -> &'static str {
         match self {
+            Guard::Worktree(_) => "the worktree being made",
             Guard::Store => "the Podman store setup",
             Guard::DevEnv(_) => "the dev shell being evaluated",
             Guard::Image(_) => "the image build",
@@ -140,6 +200,8 @@ impl Guard<'_> {
         match self {
             // A build or an evaluation may take that long.
             Guard::DevEnv(_) | Guard::Image(_) | Guard::Load => Duration::from_secs(3600),
+            // A checkout of a large repository.
+            Guard::Worktree(_) => Duration::from_secs(600),
             Guard::Store => Duration::from_secs(120),
             // Another call making the container.
             Guard::WarmUse | Guard::WarmCreate => Duration::from_secs(600),
@@ -159,21 +221,11 @@ mod tests {
 
     #[test]
     fn every_bucket_and_lock_has_a_name_of_its_own() {
-        let buckets = [
-            Bucket::PodmanRoot,
-            Bucket::PodmanConf,
-            Bucket::Flakes,
-            Bucket::Images,
-            Bucket::GcRoots,
-            Bucket::WarmHome,
-            Bucket::Warm,
-            Bucket::Locks,
-            Bucket::Tmp,
-            Bucket::DevEnv,
-        ];
-        let names: std::collections::HashSet<_> = buckets.iter().map(|b| b.name()).collect();
-        assert_eq!(names.len(), buckets.len());
+        let names: std::collections::HashSet<_> = Bucket::ALL.iter().map(|b| b.name()).collect();
+        assert_eq!(names.len(), Bucket::ALL.len());
+        assert!(!names.contains(RUN_RECORD));
         let guards = [
+            Guard::Worktree("0123456789abcdef0123"),
             Guard::Store,
             Guard::Image("0123456789abcdef0123"),
             Guard::Load,
@@ -198,5 +250,23 @@ mod tests {
         for g in [Guard::WarmBusy, Guard::WarmAlive] {
             assert!(script.contains(&format!("$d/{}", g.file_name())), "{g:?}");
         }
+    }
+
+    #[test]
+    fn only_what_is_no_current_bucket_is_stale() {
+        let cache = crate::testutil::TempDir::new("stale");
+        for b in [Bucket::Warm, Bucket::Images, Bucket::PodmanRoot] {
+            std::fs::create_dir(cache.join(b.name())).unwrap();
+        }
+        std::fs::write(cache.join(RUN_RECORD), "/tmp/x\n").unwrap();
+        // An older layout's directory and a killed probe's file.
+        std::fs::create_dir(cache.join("warm-state")).unwrap();
+        std::fs::write(cache.join(".doctor-0"), "").unwrap();
+        let running = format!(".doctor-{}", std::process::id());
+        std::fs::write(cache.join(&running), "").unwrap();
+        let mut stale = stale(&cache);
+        stale.sort();
+        assert_eq!(stale, [cache.join(".doctor-0"), cache.join("warm-state")]);
+        assert!(super::stale(&cache.join("missing")).is_empty());
     }
 }

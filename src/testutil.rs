@@ -47,3 +47,31 @@ impl AsRef<Path> for TempDir {
         &self.0
     }
 }
+
+/// A configuration as a call in `dir` would have it: its cache (with
+/// Podman's store directory) in `dir/cache`, its workdir `dir/work`, our
+/// options `args` and the command `true`.
+pub fn config(dir: &TempDir, args: &[&str]) -> crate::config::Config {
+    use clap::Parser;
+    let work = dir.join("work");
+    std::fs::create_dir_all(&work).unwrap();
+    let argv = ["lectic-nix-sandbox"].iter().chain(args).chain(&["true"]);
+    let cli = crate::cli::Cli::try_parse_from(argv).unwrap();
+    let env = [
+        ("LECTIC_CACHE", dir.join("cache")),
+        ("HOME", dir.join("home")),
+    ]
+    .map(|(k, v)| (k.to_owned(), v.display().to_string()));
+    let cfg = crate::config::Config::build(
+        cli,
+        &work,
+        &env,
+        crate::sys::euid(),
+        crate::sys::egid(),
+        Default::default(),
+        vec![],
+    )
+    .unwrap();
+    std::fs::create_dir_all(cfg.paths.graphroot()).unwrap();
+    cfg
+}

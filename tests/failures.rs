@@ -188,6 +188,7 @@ both_modes!(
 /// and says so on the command's stderr unless we leave them out.
 #[test]
 fn ignored_limits_leave_the_commands_stderr_alone() {
+    e2e_or_skip!();
     let sb = Sandbox::new(Mode::Rootless, "fail-v1");
     let o = sb.run(&[
         "--no-keep-warm",
@@ -239,6 +240,7 @@ both_modes!(parallel_rebuilds_build_once, |mode| {
 /// removed under a running container.
 #[test]
 fn a_store_removed_under_a_running_container_heals_on_the_next_call() {
+    e2e_or_skip!();
     let sb = Sandbox::private(Mode::Rootless, "fail-store");
     assert_eq!(ok(&sb.run(&["echo", "one"])), "one\n");
     let root = sb.cache.join("nix-sandbox/podman-root");
@@ -271,6 +273,7 @@ both_modes!(a_stamp_replaced_by_a_directory_heals, |mode| {
 /// Rootless only: rootful Podman has no pause process.
 #[test]
 fn prune_ends_the_idle_pause_process_of_its_store() {
+    e2e_or_skip!();
     let sb = Sandbox::private(Mode::Rootless, "fail-pause");
     assert_eq!(ok(&sb.run(&["echo", "one"])), "one\n");
     let pid_file = run_dir(&sb).join("libpod-tmp/pause.pid");

@@ -559,6 +559,7 @@ both_modes!(
 /// Rootless only: root's own group is never taken as private.
 #[test]
 fn a_cache_under_a_directory_an_acl_opens_to_others_is_refused() {
+    e2e_or_skip!();
     let mut sb = Sandbox::private(Mode::Rootless, "nb-acl");
     // Group-writable, but the group is the user's private one: fine.
     let parent = sb.mkdir("upg");
@@ -587,6 +588,7 @@ fn a_cache_under_a_directory_an_acl_opens_to_others_is_refused() {
 /// Rootless only: keep-id maps only the user's own uid and gid.
 #[test]
 fn private_state_under_a_setgid_directory_still_lets_containers_start() {
+    e2e_or_skip!();
     let mut sb = Sandbox::private(Mode::Rootless, "nb-setgid");
     // New directories here would take group root, which the container's
     // user namespace does not map: a 0700 one could not be passed.
@@ -611,6 +613,7 @@ fn private_state_under_a_setgid_directory_still_lets_containers_start() {
 /// Rootless only: keep-id maps only the user's own uid and gid.
 #[test]
 fn a_cache_behind_a_directory_containers_cannot_pass_is_fixed_or_named() {
+    e2e_or_skip!();
     let mut sb = Sandbox::private(Mode::Rootless, "nb-pass");
     // The user's own 0700 directory that came with group root (made by
     // root, then chowned): its group has no rights, so it gets the user's.

@@ -459,6 +459,7 @@ fn kill(pid: u32, signal: i32) -> bool {
 
 #[test]
 fn a_bad_pattern_is_one_line_naming_the_fix() {
+    e2e_or_skip!();
     let sb = Sandbox::new(Mode::Rootful, "proxy-bad");
     let mut cmd = sb.command(&["--allow-host", "a b", "true"]);
     cmd.stderr(Stdio::piped());

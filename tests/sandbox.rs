@@ -678,6 +678,7 @@ both_modes!(
 
 #[test]
 fn help_and_version_exit_zero_and_tell_the_truth() {
+    e2e_or_skip!();
     let sb = Sandbox::new(Mode::Rootful, "help");
     let o = sb.run(&["--help"]);
     let help = ok(&o);
@@ -741,6 +742,7 @@ both_modes!(the_users_own_podman_store_is_never_touched, |mode| {
 
 #[test]
 fn the_example_packages_file_builds_and_its_packages_run() {
+    e2e_or_skip!();
     let sb = Sandbox::new(Mode::Rootful, "example");
     let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("packages.example.nix");
     let o = sb.run(&[
@@ -755,6 +757,7 @@ fn the_example_packages_file_builds_and_its_packages_run() {
 
 #[test]
 fn plugin_install_puts_lectic_yaml_beside_the_binary() {
+    e2e_or_skip!();
     let sb = Sandbox::new(Mode::Rootful, "plugin");
     let dest = sb.dir.join("plugins/nix-sandbox");
     let install = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("plugin/install");
@@ -792,6 +795,7 @@ fn plugin_line(dir: &std::path::Path) -> Vec<String> {
 
 #[test]
 fn install_plugin_writes_a_lectic_yaml_that_runs_this_binary_and_is_idempotent() {
+    e2e_or_skip!();
     let sb = Sandbox::new(Mode::Rootful, "install-plugin");
     let data = sb.dir.join("data");
     sb_install(&sb, &data, "wrote ");
@@ -969,6 +973,7 @@ fn complete_in(
 
 #[test]
 fn completions_work_in_bash_zsh_and_fish_and_hand_the_command_over() {
+    e2e_or_skip!();
     let sb = Sandbox::new(Mode::Rootful, "completions");
     let scripts = sb.mkdir("scripts");
     for (shell, file) in [
@@ -1028,6 +1033,7 @@ fn completions_work_in_bash_zsh_and_fish_and_hand_the_command_over() {
 
 #[test]
 fn the_man_page_renders_cleanly_with_environment_and_files() {
+    e2e_or_skip!();
     let sb = Sandbox::new(Mode::Rootful, "man");
     let page = sb.dir.join("lectic-nix-sandbox.1");
     std::fs::write(&page, ok(&sb.run(&["--man"]))).unwrap();
@@ -1145,6 +1151,7 @@ fn flake_copy(sb: &Sandbox) -> std::path::PathBuf {
 
 #[test]
 fn the_flake_offers_the_static_binary_an_app_and_a_dev_shell_that_links_statically() {
+    e2e_or_skip!();
     let sb = Sandbox::new(Mode::Rootful, "flake-outputs");
     let flake = format!("path:{}", flake_copy(&sb).display());
     let nix = |args: &[&str]| {

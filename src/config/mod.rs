@@ -17,7 +17,7 @@ use crate::error::{Error, IoContext, Result};
 use crate::fsutil::lexical;
 use crate::policy::Policy;
 use crate::{allow, fsutil, shellwords, sys};
-use clap::{CommandFactory, Parser, parser::ValueSource};
+use clap::{CommandFactory, FromArgMatches, Parser, parser::ValueSource};
 
 pub mod mounts;
 pub mod paths;
@@ -28,7 +28,7 @@ pub use mounts::{Checked, Volume};
 use mounts::{Guarded, PERSIST, Roots, check_source, resolve_lenient, through_symlink};
 pub use paths::{Paths, lectic_dir, path_var};
 pub use provenance::Setting;
-use provenance::{fill_defaults, given_options, settings};
+use provenance::{fill_defaults, given_options, long_of_word, settings};
 
 /// A variable of `host_env` by name.
 pub(super) fn lookup_in(host_env: &[(String, String)]) -> impl Fn(&str) -> Option<OsString> + '_ {
@@ -198,6 +198,14 @@ pub struct ImageSpec {
     pub rebuild: bool,
 }
 
+/// A directory the call mounts and creates if missing.
+#[derive(Debug, Clone)]
+pub struct ToCreate {
+    option: &'static str,
+    path: PathBuf,
+    target: PathBuf,
+}
+
 /// The policy files of a call.
 #[derive(Debug, Clone, Default)]
 pub struct Policies {
@@ -240,6 +248,17 @@ pub struct Config {
     pub keep_processes: bool,
     /// The mount sources, as checked (none for management flags).
     pub checked: Vec<Checked>,
+    /// Directories to mount that the call creates if missing, checked as
+    /// they will be (see `create_dirs`).
+    pub creates: Vec<ToCreate>,
+    /// `--worktree`: the worktree to make and work in (see worktree.rs).
+    pub worktree: Option<crate::worktree::Plan>,
+    /// Variables of the container itself, set when it is made.
+    pub container_env: Vec<String>,
+    /// The worktree directory's identity, once made (see `Spec::worktree`).
+    pub worktree_id: Option<String>,
+    /// The worktree, once made (its work is carried over after the call).
+    pub worktree_made: Option<crate::worktree::Worktree>,
     /// Where each variable of `env` comes from (for --show-config).
     pub env_sources: std::collections::BTreeMap<String, String>,
     /// The user's policy file.
@@ -299,30 +318,20 @@ impl Config {
         } else {
             Default::default()
         };
+        let typed = given.clone();
         let mut from_files = Vec::new();
+        // Each file option with its key, for an error that names its line.
+        let mut keyed = Vec::new();
         for p in [&user, &system].into_iter().flatten() {
             let from_file = p.arguments(&given);
-            given.extend(from_file.iter().filter_map(|(_, a, _)| a.first().cloned()));
-            // Each file option checked alone, so an error names its line.
-            for (key, a, line) in &from_file {
-                let probe = args[..1]
-                    .iter()
-                    .cloned()
-                    .chain(a.iter().map(OsString::from));
-                if let Err(e) = Cli::try_parse_from(probe.chain([OsString::from("--status")])) {
-                    return Err(Error::usage(format!(
-                        "{}:{line}: {key}: {}",
-                        p.path.display(),
-                        crate::cli::one_line(&e)
-                    )));
-                }
-            }
-            from_files.splice(
-                0..0,
+            given.extend(
                 from_file
-                    .into_iter()
-                    .map(|(_, a, line)| (a, format!("{}:{line}", p.path.display()))),
+                    .iter()
+                    .filter_map(|(_, a, _)| a.first().map(|w| long_of_word(w).to_owned())),
             );
+            let at = |line: usize| format!("{}:{line}", p.path.display());
+            keyed.extend(from_file.iter().map(|(k, a, l)| (*k, a.clone(), at(*l))));
+            from_files.splice(0..0, from_file.into_iter().map(|(_, a, l)| (a, at(l))));
         }
         let mut merged: Vec<OsString> = args[..1].to_vec();
         merged.extend(
@@ -331,31 +340,23 @@ impl Config {
                 .flat_map(|(a, _)| a.iter().map(OsString::from)),
         );
         merged.extend(args[1..].iter().cloned());
-        let parsed = if from_files.is_empty() {
-            Ok(cli)
-        } else {
-            Cli::try_parse_from(&merged)
+        // Parsed again only with options from a file, or to show sources.
+        let matches = (!from_files.is_empty() || cli.show_config)
+            .then(|| Cli::command().try_get_matches_from(&merged))
+            .transpose()
+            .map_err(|e| file_error(&e, args, &keyed, [&system, &user]))?;
+        let mut cli = match &matches {
+            Some(m) => Cli::from_arg_matches(m)
+                .map_err(|e| file_error(&e, args, &keyed, [&system, &user]))?,
+            None => cli,
         };
-        let mut cli = parsed.map_err(|e| {
-            let files: Vec<String> = [&system, &user]
-                .into_iter()
-                .flatten()
-                .map(|p| p.path.display().to_string())
-                .collect();
-            Error::usage(format!(
-                "{} with the options of {}",
-                crate::cli::one_line(&e),
-                files.join(" and ")
-            ))
-        })?;
         let capped = match &system {
             Some(s) => allow::enforce(&mut cli, s)?,
             None => vec![],
         };
-        let settings = if cli.show_config {
-            settings(&merged, &from_files, &capped)
-        } else {
-            vec![]
+        let settings = match &matches {
+            Some(m) if cli.show_config => settings(m, &typed, &from_files, &capped),
+            _ => vec![],
         };
         let words = match cli.action() {
             Action::Manage(Manage::InstallPlugin) => plugin_words(args, &cwd)?,
@@ -439,6 +440,21 @@ impl Config {
             .unwrap_or_else(|| PathBuf::from(".local/share/lectic"))
             .join("plugins/nix-sandbox")
         });
+        let worktree = match &cli.worktree {
+            Some(given) => {
+                let interlocutor = lookup("LECTIC_INTERLOCUTOR")
+                    .and_then(|v| v.into_string().ok())
+                    .filter(|v| !v.is_empty());
+                let (name, from) = match (given.as_str(), interlocutor) {
+                    ("", Some(i)) => (i, "LECTIC_INTERLOCUTOR"),
+                    ("", None) => (crate::worktree::DEFAULT_NAME.to_owned(), "the default"),
+                    (n, _) => (n.to_owned(), "the name"),
+                };
+                crate::worktree::check_name(&name, from)?;
+                Some(crate::worktree::Plan::locate(&workdir, &name)?)
+            }
+            None => None,
+        };
         let has_flake = workdir.join("flake.nix").is_file();
         if cli.nix_develop && !has_flake {
             return Err(Error::usage(format!(
@@ -496,9 +512,10 @@ impl Config {
             )?);
         }
 
-        // A directory the call creates if missing: checked as it will be,
-        // then created and checked as it is.
-        let to_create = |option: &'static str, given: &Path, target: &str| -> Result<Checked> {
+        // A directory the call creates if missing: checked here as it will
+        // be; `create_dirs` creates it and checks it as it is.
+        let mut creates = Vec::new();
+        let to_create = |option: &'static str, given: &Path, target: &str| -> Result<ToCreate> {
             if given.exists() && !given.is_dir() {
                 return Err(Error::usage(format!(
                     "{option} {}: not a directory; give a directory (it is created if missing)",
@@ -510,14 +527,17 @@ impl Config {
             if lexical(given) != will_be {
                 return Err(through_symlink(option, given, &will_be));
             }
-            fsutil::ensure_dir(given)?;
-            check_source(option, given, given, Path::new(target))
+            Ok(ToCreate {
+                option,
+                path: given.to_owned(),
+                target: target.into(),
+            })
         };
         let mut volumes = Vec::new();
         if let Some(persist) = &cli.persist {
             let dir = lexical(&cwd.join(persist));
             if mounting {
-                checked.push(to_create("--persist", &dir, PERSIST)?);
+                creates.push(to_create("--persist", &dir, PERSIST)?);
             }
             volumes.push(Volume {
                 host: dir,
@@ -578,7 +598,7 @@ impl Config {
             Some(h) => {
                 let h = lexical(&cwd.join(h));
                 if mounting {
-                    checked.push(to_create("--home", &h, crate::container::HOME_TARGET)?);
+                    creates.push(to_create("--home", &h, crate::container::HOME_TARGET)?);
                 }
                 Some(h)
             }
@@ -679,6 +699,11 @@ impl Config {
             hide: cli.hide.clone(),
             env_identity,
             checked,
+            creates,
+            worktree,
+            container_env: vec![],
+            worktree_id: None,
+            worktree_made: None,
             json: cli.json,
             lock_timeout: cli.lock_timeout,
             image: ImageSpec {
@@ -727,6 +752,44 @@ impl Config {
         })
     }
 
+    /// Creates the directories to mount that are missing (`--persist`,
+    /// `--home`; `build` only reads and checks) and checks each as it is,
+    /// not through a symlink, adding it to `checked`.
+    pub fn create_dirs(&mut self) -> Result<()> {
+        for d in std::mem::take(&mut self.creates) {
+            fsutil::ensure_dir(&d.path)?;
+            let checked = check_source(d.option, &d.path, &d.path, &d.target)?;
+            self.checked.push(checked);
+        }
+        if matches!(
+            self.action,
+            Action::Run | Action::Manage(Manage::Prepare { start: true })
+        ) && let Some(plan) = &self.worktree
+        {
+            let wait = self.lock_limit(crate::state::Guard::Worktree("").wait());
+            let wt = plan.ensure(&self.paths, wait)?;
+            // The user's checkout is not mounted: the worktree's place
+            // of the workdir is (made if the checkout lacks it).
+            let workdir = wt.workdir();
+            fsutil::ensure_dir(&workdir)?;
+            self.checked.retain(|c| c.option != "--workdir");
+            let checked = check_source("--workdir", &workdir, &workdir, &workdir)?;
+            self.checked.push(checked);
+            self.workdir = workdir;
+            for v in wt.mounts() {
+                let checked = check_source("--worktree", &v.host, &v.host, &v.target)?;
+                self.checked.push(checked);
+                self.volumes.push(v);
+            }
+            self.container_env = wt.env();
+            let top = std::fs::metadata(wt.plan.path()).with_path("cannot read", wt.plan.path())?;
+            let (dev, ino) = fsutil::file_id(&top);
+            self.worktree_id = Some(format!("{dev}:{ino}"));
+            self.worktree_made = Some(wt);
+        }
+        Ok(())
+    }
+
     pub fn rootless(&self) -> bool {
         self.uid != 0
     }
@@ -735,6 +798,37 @@ impl Config {
     pub fn lock_limit(&self, default: Duration) -> Duration {
         self.lock_timeout.unwrap_or(default)
     }
+}
+
+/// Why the options from the policy files do not parse with the user's: the
+/// first file option that does not parse alone, by its file and line, or
+/// else the error with the files named.
+fn file_error(
+    e: &clap::Error,
+    args: &[OsString],
+    keyed: &[(&str, Vec<String>, String)],
+    files: [&Option<Policy>; 2],
+) -> Error {
+    for (key, a, at) in keyed {
+        let alone = args[..1]
+            .iter()
+            .cloned()
+            .chain(a.iter().map(OsString::from))
+            .chain([OsString::from("--status")]);
+        if let Err(e) = Cli::try_parse_from(alone) {
+            return Error::usage(format!("{at}: {key}: {}", crate::cli::one_line(&e)));
+        }
+    }
+    let files: Vec<String> = files
+        .into_iter()
+        .flatten()
+        .map(|p| p.path.display().to_string())
+        .collect();
+    Error::usage(format!(
+        "{} with the options of {}",
+        crate::cli::one_line(e),
+        files.join(" and ")
+    ))
 }
 
 #[cfg(test)]

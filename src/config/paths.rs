@@ -73,7 +73,7 @@ impl Paths {
 
     /// Which run dir the store is bound to (see `store::run_dir`).
     pub fn run_record(&self) -> PathBuf {
-        self.cache.join("run-dir")
+        self.cache.join(crate::state::RUN_RECORD)
     }
 
     /// The run dir the store is bound to: the recorded one, else the first

@@ -72,6 +72,7 @@ const OPTIONS: &[OptionSpec] = &[
     ("allow_setuid", "--allow-setuid", Kind::Bool),
     ("hide", "--hide", Kind::List),
     ("keep_processes", "--keep-processes", Kind::Bool),
+    ("worktree", "--worktree", Kind::Str),
 ];
 
 /// The long option of a key (`volumes` is `--volume`).
@@ -291,6 +292,15 @@ impl Policy {
                     Kind::Str if key == "warm_ttl" && v.is_number() => {
                         vec!["--warm-ttl-seconds".into(), scalar(v).unwrap_or_default()]
                     }
+                    // true for the default name, or the name.
+                    Kind::Str if key == "worktree" => match v {
+                        Value::Bool(false) => vec![],
+                        Value::Bool(true) => vec![flag.into()],
+                        _ => vec![format!(
+                            "{flag}={}",
+                            scalar(v).ok_or_else(|| wrong("true, false or a name"))?
+                        )],
+                    },
                     Kind::Str => vec![
                         flag.into(),
                         scalar(v).ok_or_else(|| wrong("a string or number"))?,

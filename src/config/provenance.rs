@@ -1,10 +1,11 @@
 //! Where each option's value comes from, for `--show-config`.
 
+use std::collections::BTreeSet;
 use std::ffi::OsString;
 use std::path::Path;
 use std::time::Duration;
 
-use clap::{CommandFactory, parser::ValueSource};
+use clap::{ArgMatches, CommandFactory, parser::ValueSource};
 
 use crate::allow;
 use crate::cli::Cli;
@@ -20,7 +21,7 @@ pub struct Setting {
 }
 
 /// The long options the user typed (`--name`).
-pub(super) fn given_options(args: &[OsString]) -> std::collections::BTreeSet<String> {
+pub(super) fn given_options(args: &[OsString]) -> BTreeSet<String> {
     let Ok(m) = Cli::command().try_get_matches_from(args) else {
         return Default::default();
     };
@@ -31,35 +32,32 @@ pub(super) fn given_options(args: &[OsString]) -> std::collections::BTreeSet<Str
         .collect()
 }
 
+/// The option a word names: `--worktree=NAME` is `--worktree`.
+pub(super) fn long_of_word(word: &str) -> &str {
+    word.split_once('=').map_or(word, |(long, _)| long)
+}
+
 /// Options shown on the line of another: (hidden, shown on).
 pub(super) const SHOWN_WITH: &[(&str, &str)] = &[
     ("no_keep_warm", "keep_warm"),
     ("warm_ttl_seconds", "warm_ttl"),
 ];
 
-/// Every option's value in `args` (the files' options first, then the
-/// user's) and its source: each file and line that gave it, the command
-/// line, or the default; and the system policy's rule where it set or
+/// Every option's value in `m` (parsed from the files' options first, then
+/// the user's, whose long options are `user`; empty without a file) and its
+/// source: each file and line that gave it, the command line, or the
+/// default; and the system policy's rule where it set or
 /// capped the value (`capped`). Flags are booleans, repeatable options
 /// lists, unset options null (see `Config::build` for the defaults that
 /// depend on the call).
 pub(super) fn settings(
-    args: &[OsString],
+    m: &ArgMatches,
+    user: &BTreeSet<String>,
     from_files: &[(Vec<String>, String)],
     capped: &[allow::Capped],
 ) -> Vec<Setting> {
     use clap::ArgAction;
     use serde_json::Value as J;
-    let Ok(m) = Cli::command().try_get_matches_from(args) else {
-        return vec![];
-    };
-    let skip: usize = from_files.iter().map(|(a, _)| a.len()).sum();
-    let typed: Vec<OsString> = args[..1]
-        .iter()
-        .chain(args.iter().skip(1 + skip))
-        .cloned()
-        .collect();
-    let user = given_options(&typed);
     let cmd = Cli::command();
     let long_of = |id: &str| {
         cmd.get_arguments()
@@ -103,7 +101,10 @@ pub(super) fn settings(
             );
             let mut sources: Vec<String> = from_files
                 .iter()
-                .filter(|(fa, _)| fa.first().is_some_and(|f| longs.contains(f)))
+                .filter(|(fa, _)| {
+                    fa.first()
+                        .is_some_and(|f| longs.iter().any(|l| long_of_word(f) == l))
+                })
                 .map(|(_, at)| at.clone())
                 .collect();
             let on_command_line = longs.iter().any(|l| user.contains(l))

@@ -4,9 +4,8 @@
 use serde_json::Value;
 
 use crate::error::{Error, Result};
-use crate::store::Podman;
 
-use super::{LABEL, PREFIX};
+use super::PREFIX;
 
 /// Labels a one-shot container with the call that runs it (`pid:start`),
 /// so a container whose call was killed can be told from a live one.
@@ -29,22 +28,7 @@ impl Listed {
     }
 }
 
-pub fn ours(podman: &Podman) -> Result<Vec<Listed>> {
-    let json = podman.check(
-        "listing containers",
-        [
-            "ps",
-            "--all",
-            "--filter",
-            &format!("label={LABEL}=1"),
-            "--format",
-            "json",
-        ],
-    )?;
-    parse(&json)
-}
-
-fn parse(json: &str) -> Result<Vec<Listed>> {
+pub(crate) fn parse(json: &str) -> Result<Vec<Listed>> {
     let items: Vec<Value> = serde_json::from_str(json).map_err(|e| Error::Podman {
         message: format!("cannot read podman's container list: {e}"),
         log: json.chars().take(400).collect(),

@@ -23,11 +23,8 @@ pub mod warm;
 pub mod warm_dir;
 pub mod watcher;
 
-use crate::error::{Error, Result};
-use crate::store::Podman;
-
 pub use spec::{NixDaemon, Spec};
-pub use warm::{Warm, ensure_warm, note_limits, reap_leftovers};
+pub use warm::{Warm, Warmed, ensure_warm, note_limits, reap_leftovers};
 pub(crate) use warm::{end_orphan, verify_mounts};
 
 pub const PREFIX: &str = "lectic-nix-sandbox-";
@@ -37,57 +34,16 @@ pub const LABEL: &str = "io.github.lectic.nix-sandbox";
 pub const HOME_TARGET: &str = "/home/sandbox";
 
 #[derive(Debug, PartialEq, Eq, Clone, Copy)]
-pub(crate) enum State {
+pub enum State {
     Running,
     Stopped,
     Missing,
-}
-
-pub(crate) fn state(podman: &Podman, name: &str) -> Result<State> {
-    let out = podman.output([
-        "container",
-        "inspect",
-        "--format",
-        "{{.State.Status}}",
-        name,
-    ])?;
-    if out.status.success() {
-        let status = String::from_utf8_lossy(&out.stdout);
-        return Ok(if status.trim() == "running" {
-            State::Running
-        } else {
-            State::Stopped
-        });
-    }
-    let err = String::from_utf8_lossy(&out.stderr);
-    if err.contains("no such") {
-        Ok(State::Missing)
-    } else {
-        Err(Error::Podman {
-            message: format!("cannot inspect container {name}"),
-            log: err.into_owned(),
-        })
-    }
 }
 
 /// Whether `name` is a warm container's name (not a one-shot's).
 pub fn is_warm_name(name: &str) -> bool {
     name.strip_prefix(PREFIX)
         .is_some_and(|h| h.len() == 16 && h.bytes().all(|b| b.is_ascii_hexdigit()))
-}
-
-/// Removes a container of ours now; a missing one is no error.
-pub(crate) fn remove(podman: &Podman, name: &str) -> Result<()> {
-    let out = podman.output(["rm", "--force", "--time", "0", name])?;
-    let err = String::from_utf8_lossy(&out.stderr);
-    if out.status.success() || err.contains("no such") {
-        Ok(())
-    } else {
-        Err(Error::Podman {
-            message: format!("cannot remove container {name}"),
-            log: err.into_owned(),
-        })
-    }
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ use super::{HOME_TARGET, LABEL, PREFIX, list, root, seccomp, watcher};
 use crate::cli::ExecVia;
 use crate::config::{Checked, Config, Hardening, Volume};
 use crate::digest::Key;
+use crate::engine::Engine;
 use crate::error::{Error, IoContext, Result};
 use crate::image::record::Record;
 use crate::proxy::rules::Rules;
@@ -26,6 +27,12 @@ pub struct Spec {
     pub workdir: PathBuf,
     pub home: PathBuf,
     pub volumes: Vec<Volume>,
+    /// Variables of the container itself (`--worktree`'s git objects).
+    pub container_env: Vec<String>,
+    /// `--worktree`: its directory's identity (`dev:ino`), so a worktree
+    /// made again (removed by hand) gets a new container, whose mounts
+    /// are the new directories, not the removed ones.
+    pub worktree: Option<String>,
     pub allow_net: bool,
     /// The proxy's allowlist (`--allow-host`), empty with `--allow-net`.
     pub allow_hosts: Rules,
@@ -91,6 +98,8 @@ impl Spec {
             workdir: cfg.workdir.clone(),
             home: cfg.home.clone().unwrap_or_default(),
             volumes: cfg.volumes.clone(),
+            container_env: cfg.container_env.clone(),
+            worktree: cfg.worktree_id.clone(),
             allow_net: cfg.allow_net,
             allow_hosts: if cfg.allow_net {
                 if !cfg.allow_hosts.is_empty() {
@@ -161,6 +170,12 @@ impl Spec {
         k.field("workdir", self.workdir.as_os_str().as_encoded_bytes());
         for v in &self.volumes {
             k.field("volume", v.podman_arg().as_bytes());
+        }
+        for e in &self.container_env {
+            k.field("container-env", e.as_bytes());
+        }
+        if let Some(w) = &self.worktree {
+            k.field("worktree", w.as_bytes());
         }
         k.field("network", if self.allow_net { b"on" } else { b"off" });
         for p in &self.allow_hosts.0 {
@@ -399,10 +414,18 @@ impl Spec {
         }
     }
 
+    /// Whether the store has the image this spec names: the ID it was
+    /// verified as, or a root filesystem's store path.
+    pub fn image_present(&self, engine: &dyn Engine) -> Result<bool> {
+        Ok(match &self.rootfs {
+            Some(_) => Path::new(&self.image).is_dir(),
+            None => engine.image_id(&self.image)?.as_deref() == Some(self.image_id.as_str()),
+        })
+    }
+
     /// What a new container needs on the host, before `podman run`: our
     /// seccomp profile, and for a root filesystem its skeleton root at
-    /// `dir` (see root.rs), once its store path is still there (else the
-    /// record must be rebuilt).
+    /// `dir` (see root.rs).
     pub fn prepare_host(&self, dir: &Path) -> Result<()> {
         if let Some(p) = &self.hardening.seccomp {
             seccomp::ensure(p)?;
@@ -410,9 +433,6 @@ impl Spec {
         let Some(r) = &self.rootfs else {
             return Ok(());
         };
-        if !Path::new(&self.image).is_dir() {
-            return Err(Error::ImageMissing(self.image.clone()));
-        }
         let mut targets = root::fixed_targets();
         targets.push(root::Target::dir(&self.workdir));
         targets.push(root::Target::dir(HOME_TARGET));
@@ -464,6 +484,9 @@ impl Spec {
             for (name, value) in crate::proxy::env() {
                 a.extend(["--env".into(), format!("{name}={value}")]);
             }
+        }
+        for e in &self.container_env {
+            a.extend(["--env".into(), e.clone()]);
         }
         a.extend(self.hardening_args());
         if self.rootless {
@@ -641,6 +664,8 @@ pub(crate) mod tests {
             workdir: "/w".into(),
             home: "/h".into(),
             volumes: vec![],
+            container_env: vec![],
+            worktree: None,
             allow_net: false,
             allow_hosts: Rules::default(),
             forwarder: None,
@@ -671,7 +696,9 @@ pub(crate) mod tests {
     fn name_changes_with_everything_that_shapes_the_container() {
         let base = spec().name();
         assert!(base.starts_with(PREFIX) && base.len() == PREFIX.len() + 16);
-        let variants: [fn(&mut Spec); 18] = [
+        let variants: [fn(&mut Spec); 20] = [
+            |s| s.worktree = Some("1:2".into()),
+            |s| s.container_env = vec!["GIT_OBJECT_DIRECTORY=/o".into()],
             |s| s.allow_hosts = Rules::parse(&["pypi.org".to_owned()]).unwrap(),
             |s| s.allow_hosts = Rules::parse(&["pypi.org:22".to_owned()]).unwrap(),
             |s| s.hide = vec![".env".into()],

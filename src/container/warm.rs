@@ -8,19 +8,29 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::warm_dir::{AGENT_FILE, Main, SOCKET_DIR, WarmDir};
-use super::{Spec, State, remove, state, watcher};
+use super::{Spec, State, watcher};
 use crate::config::{Checked, Config};
+use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::lock::{self, Lock, Mode};
 use crate::state::Guard;
-use crate::store::Podman;
-use crate::{agent, fsutil, image, stop, sys, verbose};
+use crate::{agent, fsutil, stop, sys, verbose};
 
 /// How long killing a `podman exec` call's leftovers may take, per phase
 /// (see `stop::kill_until_none`): each round reads the host's /proc.
 const REAP_LIMIT: Duration = Duration::from_secs(10);
 /// How long a new container's agent or watcher may take to show it is alive.
 const START_LIMIT: Duration = Duration::from_secs(10);
+
+/// What `ensure_warm` found.
+#[derive(Debug)]
+pub enum Warmed {
+    /// The container runs and this call uses it.
+    Ready(Warm),
+    /// It had to be made, and the store no longer has the image the spec
+    /// names (or a root filesystem's store path is gone): load it again.
+    ImageGone,
+}
 
 /// A warm container in use by this call.
 #[derive(Debug)]
@@ -97,8 +107,9 @@ impl Warm {
 /// exclusive). So no Podman process is needed to know the container runs,
 /// and a call never execs into a dying container. A container with
 /// neither is asked about with `podman inspect`. Only a dead, missing,
-/// stopped or impersonated container is made anew, under the create lock.
-pub fn ensure_warm(cfg: &Config, podman: &Podman, spec: &Spec) -> Result<Warm> {
+/// stopped or impersonated container is made anew, under the create lock,
+/// unless the store no longer has the image `spec` names.
+pub fn ensure_warm(cfg: &Config, engine: &dyn Engine, spec: &Spec) -> Result<Warmed> {
     let name = spec.name();
     let dir = WarmDir::new(cfg, &name);
     // Locks are created as they are taken; `prepare` before a creation.
@@ -129,7 +140,7 @@ pub fn ensure_warm(cfg: &Config, podman: &Podman, spec: &Spec) -> Result<Warm> {
     let mut alive = if blocked {
         Err(State::Stopped)
     } else {
-        probe(podman, spec, &dir)?
+        probe(engine, spec, &dir)?
     };
     if alive.is_err() {
         let _creating = lock::acquire(
@@ -140,11 +151,14 @@ pub fn ensure_warm(cfg: &Config, podman: &Podman, spec: &Spec) -> Result<Warm> {
         )?;
         // Another call may have made it while we waited.
         if !blocked {
-            alive = probe(podman, spec, &dir)?;
+            alive = probe(engine, spec, &dir)?;
         }
         if let Err(s) = alive {
+            if !spec.image_present(engine)? {
+                return Ok(Warmed::ImageGone);
+            }
             if s != State::Missing {
-                remove(podman, &name)?;
+                engine.remove(&name)?;
             }
             // The locks and the stamp first: the new container's main
             // process opens and reads them.
@@ -154,7 +168,7 @@ pub fn ensure_warm(cfg: &Config, podman: &Podman, spec: &Spec) -> Result<Warm> {
             if watcher {
                 busy = Some(take_busy()?);
             }
-            alive = Ok(create(podman, spec, &dir)?);
+            alive = Ok(create(engine, spec, &dir)?);
         }
     }
     if !dir.recorded() {
@@ -171,7 +185,7 @@ pub fn ensure_warm(cfg: &Config, podman: &Podman, spec: &Spec) -> Result<Warm> {
         let from = crate::proxy::log::len(&log);
         Some((log, from))
     };
-    Ok(Warm {
+    Ok(Warmed::Ready(Warm {
         name,
         refusals,
         agent: alive.unwrap_or(None),
@@ -179,12 +193,16 @@ pub fn ensure_warm(cfg: &Config, podman: &Podman, spec: &Spec) -> Result<Warm> {
         dir,
         _busy: busy,
         _in_use: in_use,
-    })
+    }))
 }
 
 /// Whether the container runs (with a connection to its agent, if it has
 /// one), or in what state it is.
-fn probe(podman: &Podman, spec: &Spec, dir: &WarmDir) -> Result<Result<Option<UnixStream>, State>> {
+fn probe(
+    engine: &dyn Engine,
+    spec: &Spec,
+    dir: &WarmDir,
+) -> Result<Result<Option<UnixStream>, State>> {
     if spec.agent.is_some() {
         return Ok(match agent_connection(dir) {
             Ok(conn) => Ok(Some(conn)),
@@ -202,7 +220,7 @@ fn probe(podman: &Podman, spec: &Spec, dir: &WarmDir) -> Result<Result<Option<Un
             Err(State::Stopped)
         });
     }
-    Ok(match state(podman, &dir.name)? {
+    Ok(match engine.state(&dir.name)? {
         State::Running => Ok(None),
         s => Err(s),
     })
@@ -232,12 +250,7 @@ fn agent_connection(dir: &WarmDir) -> std::result::Result<UnixStream, Option<Str
 /// the container serves a call, its mounts are checked to be what was
 /// checked on the host (see `verify_mounts`). Returns a connection to the
 /// new container's agent, if it has one.
-fn create(podman: &Podman, spec: &Spec, dir: &WarmDir) -> Result<Option<UnixStream>> {
-    if spec.rootfs.is_none()
-        && image::image_id(podman, &spec.image)?.as_deref() != Some(spec.image_id.as_str())
-    {
-        return Err(Error::ImageMissing(spec.image.clone()));
-    }
+fn create(engine: &dyn Engine, spec: &Spec, dir: &WarmDir) -> Result<Option<UnixStream>> {
     spec.prepare_host(&dir.root())?;
     let name = &dir.name;
     verbose!("creating warm container {name}");
@@ -287,22 +300,23 @@ fn create(podman: &Podman, spec: &Spec, dir: &WarmDir) -> Result<Option<UnixStre
         args.extend(spec.image_args(&dir.root()));
         args.extend(["sleep".into(), "infinity".into()]);
     }
-    match podman.check("starting the warm container", &args) {
+    let what = "starting the warm container";
+    match engine.run_detached(what, &args) {
         // We hold the create lock, so a container of our name is what a
         // killed call's podman made (it went on after the call died).
         Err(Error::Podman { log, .. }) if log.contains("is already in use") => {
             verbose!("a killed call left {name}; making it again");
-            remove(podman, name)?;
-            podman.check("starting the warm container", &args)?;
+            engine.remove(name)?;
+            engine.run_detached(what, &args)?;
         }
         r => {
             r?;
         }
     }
-    let (main, conn) = match started(podman, spec, dir) {
+    let (main, conn) = match started(engine, spec, dir) {
         Ok(found) => found,
         Err(e) => {
-            let _ = remove(podman, name);
+            let _ = engine.remove(name);
             return Err(e);
         }
     };
@@ -313,7 +327,7 @@ fn create(podman: &Podman, spec: &Spec, dir: &WarmDir) -> Result<Option<UnixStre
         ))),
     };
     if let Err(e) = verified {
-        let _ = remove(podman, name);
+        let _ = engine.remove(name);
         return Err(e);
     }
     dir.set_main(&main)?;
@@ -334,14 +348,14 @@ fn create(podman: &Podman, spec: &Spec, dir: &WarmDir) -> Result<Option<UnixStre
 /// Who the new container's init and agent are, and a connection to the
 /// agent. The first process to answer on the fresh socket directory of a
 /// container that runs nothing else is its agent.
-fn started(podman: &Podman, spec: &Spec, dir: &WarmDir) -> Result<(Main, Option<UnixStream>)> {
+fn started(engine: &dyn Engine, spec: &Spec, dir: &WarmDir) -> Result<(Main, Option<UnixStream>)> {
     let name = &dir.name;
     if spec.agent.is_none() {
-        let out = podman.output(["container", "inspect", "--format", "{{.State.Pid}}", name])?;
-        let pid: Option<u32> = String::from_utf8_lossy(&out.stdout).trim().parse().ok();
-        let init = pid.and_then(sys::identity).ok_or_else(|| Error::Podman {
-            message: format!("warm container {name} did not start"),
-            log: String::from_utf8_lossy(&out.stderr).into_owned(),
+        let pid = engine.init_pid(name)?;
+        let init = sys::identity(pid).ok_or_else(|| {
+            Error::failed(format!(
+                "warm container {name} ended at once; run with --verbose"
+            ))
         })?;
         return Ok((Main { init, agent: None }, None));
     }
@@ -367,10 +381,7 @@ fn started(podman: &Podman, spec: &Spec, dir: &WarmDir) -> Result<(Main, Option<
                 message: format!(
                     "the agent of warm container {name} did not answer within {START_LIMIT:?}; `--exec-via podman` does without it"
                 ),
-                log: podman
-                    .output(["logs", name.as_str()])
-                    .map(|o| String::from_utf8_lossy(&o.stderr).into_owned())
-                    .unwrap_or_default(),
+                log: engine.logs(name),
             });
         }
         std::thread::sleep(Duration::from_millis(5));
@@ -510,4 +521,138 @@ pub fn reap_leftovers(warm: &Warm, call_id: &str) {
 /// as it lives (see watcher.rs).
 fn watcher_alive(dir: &WarmDir) -> Result<bool> {
     Ok(lock::try_acquire(&dir.alive_lock(), Mode::Shared)?.is_none())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::fake::Recording;
+    use crate::image::listing::StoredImage;
+    use crate::testutil::{TempDir, config};
+
+    /// A spec with neither agent nor watcher: only the engine says whether
+    /// its container runs.
+    fn plain(cfg: &Config) -> Spec {
+        let mut s = super::super::spec::tests::spec();
+        s.agent = None;
+        s.watcher = false;
+        s.workdir = cfg.workdir.clone();
+        s
+    }
+
+    fn with_image(engine: Recording, spec: &Spec) -> Recording {
+        engine.images.borrow_mut().push(StoredImage {
+            id: spec.image_id.clone(),
+            tags: vec![spec.image.clone()],
+            size: 1,
+            created: 0,
+        });
+        engine
+    }
+
+    fn ensure(cfg: &Config, engine: &Recording, spec: &Spec) -> Result<Warmed> {
+        ensure_warm(cfg, engine, spec)
+    }
+
+    #[test]
+    fn a_running_container_is_used_without_asking_more() {
+        let t = TempDir::new("warm-running");
+        let cfg = config(&t, &[]);
+        let spec = plain(&cfg);
+        let name = spec.name();
+        let engine = Recording::with(&[(&name, "running")]);
+        let Warmed::Ready(warm) = ensure(&cfg, &engine, &spec).unwrap() else {
+            panic!("not ready");
+        };
+        assert_eq!(warm.name, name);
+        assert_eq!(engine.calls(), [format!("state {name}")]);
+        assert!(
+            WarmDir::new(&cfg, &name).stamped(),
+            "a missing stamp is repaired"
+        );
+    }
+
+    #[test]
+    fn a_stopped_container_is_removed_and_made_again_under_the_create_lock() {
+        let t = TempDir::new("warm-stopped");
+        let cfg = config(&t, &[]);
+        let spec = plain(&cfg);
+        let name = spec.name();
+        let mut engine = with_image(Recording::with(&[(&name, "exited")]), &spec);
+        engine.init = Some(std::process::id());
+        let Warmed::Ready(_) = ensure(&cfg, &engine, &spec).unwrap() else {
+            panic!("not ready");
+        };
+        let image = &spec.image;
+        assert_eq!(
+            engine.calls(),
+            [
+                format!("state {name}"),
+                // asked again once the create lock is held
+                format!("state {name}"),
+                format!("image_id {image}"),
+                format!("remove {name}"),
+                format!("run {name}"),
+                format!("init_pid {name}"),
+            ]
+        );
+        let dir = WarmDir::new(&cfg, &name);
+        assert_eq!(dir.live_init(), Some(std::process::id()));
+        assert!(dir.stamped());
+    }
+
+    #[test]
+    fn without_its_image_nothing_is_removed_or_made() {
+        let t = TempDir::new("warm-no-image");
+        let cfg = config(&t, &[]);
+        let spec = plain(&cfg);
+        let name = spec.name();
+        // A tag that names another image counts as gone too.
+        let mut other = plain(&cfg);
+        other.image_id = "sha256:ff".into();
+        let engine = with_image(Recording::with(&[(&name, "exited")]), &other);
+        assert!(matches!(
+            ensure(&cfg, &engine, &spec),
+            Ok(Warmed::ImageGone)
+        ));
+        assert!(engine.called("remove").is_empty() && engine.called("run").is_empty());
+    }
+
+    #[test]
+    fn a_container_a_killed_call_left_under_the_name_is_replaced() {
+        let t = TempDir::new("warm-left");
+        let cfg = config(&t, &[]);
+        let spec = plain(&cfg);
+        let name = spec.name();
+        let mut engine = with_image(Recording::default(), &spec);
+        engine.init = Some(std::process::id());
+        engine
+            .run_fails
+            .borrow_mut()
+            .push(format!("the container name \"{name}\" is already in use"));
+        assert!(matches!(ensure(&cfg, &engine, &spec), Ok(Warmed::Ready(_))));
+        let tail: Vec<String> = engine.calls().split_off(3);
+        assert_eq!(
+            tail,
+            [
+                format!("run {name}"),
+                format!("remove {name}"),
+                format!("run {name}"),
+                format!("init_pid {name}"),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_container_that_does_not_start_is_removed_and_its_error_returned() {
+        let t = TempDir::new("warm-no-start");
+        let cfg = config(&t, &[]);
+        let spec = plain(&cfg);
+        let name = spec.name();
+        let engine = with_image(Recording::default(), &spec);
+        assert!(ensure(&cfg, &engine, &spec).is_err());
+        assert_eq!(engine.called("remove"), [name.as_str()]);
+        assert!(engine.containers.borrow().is_empty());
+        assert!(WarmDir::new(&cfg, &name).main().is_none());
+    }
 }

@@ -372,6 +372,17 @@ impl WarmDir {
             .with_path("cannot touch", &path)
     }
 
+    /// Moves the stamp `by` into the past, as if the last call ended then.
+    #[cfg(test)]
+    pub(crate) fn age(&self, by: Duration) {
+        std::fs::File::options()
+            .write(true)
+            .open(self.last_use())
+            .unwrap()
+            .set_modified(SystemTime::now() - by)
+            .unwrap();
+    }
+
     /// Removes the stamp, the stamp first: a half-cleared directory reads
     /// as "no container". The lock files stay (see the module comment).
     pub fn clear(&self) {
@@ -485,13 +496,7 @@ mod tests {
         d.prepare().unwrap();
         d.set_ttl(Duration::from_secs(5)).unwrap();
         d.touch().unwrap();
-        let old = SystemTime::now() - Duration::from_secs(10);
-        std::fs::File::options()
-            .write(true)
-            .open(d.last_use())
-            .unwrap()
-            .set_modified(old)
-            .unwrap();
+        d.age(Duration::from_secs(10));
         assert!(d.expired());
         assert_eq!(d.ttl(), Some(Duration::from_secs(5)));
     }

@@ -4,7 +4,6 @@
 use serde_json::Value;
 
 use crate::error::{Error, Result};
-use crate::store::Podman;
 
 use super::load::REPOSITORY;
 
@@ -17,11 +16,7 @@ pub struct StoredImage {
     pub created: i64,
 }
 
-pub fn ours(podman: &Podman) -> Result<Vec<StoredImage>> {
-    parse(&podman.check("listing images", ["images", "--format", "json"])?)
-}
-
-fn parse(json: &str) -> Result<Vec<StoredImage>> {
+pub(crate) fn parse(json: &str) -> Result<Vec<StoredImage>> {
     let items: Vec<Value> = serde_json::from_str(json).map_err(|e| Error::Podman {
         message: format!("cannot read podman's image list: {e}"),
         log: json.chars().take(400).collect(),

@@ -9,6 +9,7 @@ use std::process::{Command, Stdio};
 
 use super::archive::Archive;
 use crate::config::Config;
+use crate::engine::Engine;
 use crate::error::{Error, IoContext, Result};
 use crate::store::Podman;
 use crate::verbose;
@@ -213,7 +214,7 @@ fn tee(mut from: Box<dyn Read + Send>, mut to: impl Write) -> std::io::Result<Ar
 /// Fails unless the image Podman loaded as `loaded` is the one whose
 /// config digest is `want`; a wrong one is removed again.
 fn verify(podman: &Podman, loaded: &str, want: &str, store_path: &str) -> Result<()> {
-    let id = super::image_id(podman, loaded)?.unwrap_or_default();
+    let id = podman.image_id(loaded)?.unwrap_or_default();
     let id = id.trim_start_matches("sha256:");
     if id == want {
         return Ok(());

@@ -17,6 +17,7 @@ use std::io::IsTerminal;
 use std::path::Path;
 
 use crate::config::Config;
+use crate::engine::Engine;
 use crate::error::Result;
 use crate::state::{Bucket, Guard};
 use crate::store::Podman;
@@ -198,31 +199,14 @@ fn can_run_watcher(podman: &Podman, image: &str) -> Result<bool> {
     Ok(out.status.success())
 }
 
-pub fn image_exists(podman: &Podman, image: &str) -> Result<bool> {
-    Ok(podman.output(["image", "exists", image])?.status.success())
-}
-
-/// The ID (`sha256:...`) of `image`, if the store has it.
-pub fn image_id(podman: &Podman, image: &str) -> Result<Option<String>> {
-    let out = podman.output(["image", "inspect", "--format", "{{.Id}}", image])?;
-    let id = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-    Ok((out.status.success() && !id.is_empty()).then(|| {
-        if id.starts_with("sha256:") {
-            id
-        } else {
-            format!("sha256:{id}")
-        }
-    }))
-}
-
 /// Whether the record's tag still names the image verified when it was
 /// loaded (a tag is only a name: anything with access to the store could
 /// have moved it).
-pub fn image_matches(podman: &Podman, record: &Record) -> Result<bool> {
+pub fn image_matches(engine: &dyn Engine, record: &Record) -> Result<bool> {
     if let Some(r) = &record.rootfs {
         return Ok(rootfs_intact(record, r));
     }
-    Ok(image_id(podman, &record.image)?.as_deref() == Some(record.id.as_str()))
+    Ok(engine.image_id(&record.image)?.as_deref() == Some(record.id.as_str()))
 }
 
 /// Whether a root filesystem is in the store and its GC root still keeps it.

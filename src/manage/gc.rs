@@ -14,12 +14,12 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::config::Config;
-use crate::container::{list, prune, warm_dir};
+use crate::container::{prune, warm_dir};
+use crate::engine::Engine;
 use crate::error::Result;
-use crate::image::{listing, load, record};
+use crate::image::{load, record};
 use crate::lock::{self, Lock, Mode};
 use crate::state::{Bucket, Guard};
-use crate::store::Podman;
 
 use super::{human_bytes, items, prune_json, s};
 
@@ -27,14 +27,14 @@ use super::{human_bytes, items, prune_json, s};
 /// its image).
 const RECORD_MAX_UNUSED: Duration = Duration::from_secs(30 * 86_400);
 
-pub fn run(cfg: &Config, podman: &Podman, all: bool) -> Result<Value> {
-    let pruned = prune::prune(cfg, podman, false)?;
+pub fn run(cfg: &Config, engine: &dyn Engine, all: bool) -> Result<Value> {
+    let pruned = prune::prune(cfg, engine, false)?;
     let mut out = json!({ "pruned": prune_json(&pruned) });
     let Some(_locks) = quiet_image_locks(cfg)? else {
         out["skipped"] = json!("a build or load is running; images and records were left alone");
         return Ok(out);
     };
-    let containers = list::ours(podman)?;
+    let containers = engine.containers()?;
     let in_container = |image: &str| containers.iter().find(|c| c.image == image);
 
     let mut records = Vec::new();
@@ -42,7 +42,7 @@ pub fn run(cfg: &Config, podman: &Podman, all: bool) -> Result<Value> {
     for r in record::all(&cfg.paths.cache) {
         let unused = r.used.elapsed().is_ok_and(|age| age > RECORD_MAX_UNUSED);
         let useless = !Path::new(&r.record.store_path).exists()
-            && (r.record.rootfs.is_some() || !crate::image::image_exists(podman, &r.record.image)?);
+            && (r.record.rootfs.is_some() || engine.image_id(&r.record.image)?.is_none());
         if useless || ((unused || all) && in_container(&r.record.image).is_none()) {
             std::fs::remove_file(&r.path)
                 .map_err(|e| crate::error::Error::io("cannot remove", &r.path, e))?;
@@ -67,7 +67,7 @@ pub fn run(cfg: &Config, podman: &Podman, all: bool) -> Result<Value> {
 
     let mut images = Vec::new();
     let mut kept_images = Vec::new();
-    for i in listing::ours(podman)? {
+    for i in engine.images()? {
         let container = i.tags.iter().find_map(|t| in_container(t));
         let record = kept.iter().find(|r| i.tags.contains(&r.record.image));
         let why = match (container, record) {
@@ -83,7 +83,7 @@ pub fn run(cfg: &Config, podman: &Podman, all: bool) -> Result<Value> {
             continue;
         }
         // Podman refuses while a container uses it; that is fine.
-        if podman.check("removing an image", ["rmi", &i.id]).is_ok() {
+        if engine.remove_image(&i.id) {
             images.push(json!({"tags": i.tags, "size_bytes": i.size}));
         }
     }
@@ -133,6 +133,12 @@ pub fn run(cfg: &Config, podman: &Podman, all: bool) -> Result<Value> {
         let name = dir.file_name().and_then(|n| n.to_str()).unwrap_or_default();
         if !kept.iter().any(|r| r.short_key == name) && std::fs::remove_dir_all(&dir).is_ok() {
             files.push(dir);
+        }
+    }
+    // Older layouts' directories (see state::Bucket).
+    for entry in crate::state::stale(&cfg.paths.cache) {
+        if crate::fsutil::remove_any(&entry).is_ok() {
+            files.push(entry);
         }
     }
     // Loads' scratch dirs (we hold the load lock: no load runs).
@@ -243,4 +249,77 @@ fn first_tag(image: &Value) -> &str {
         .first()
         .and_then(Value::as_str)
         .unwrap_or("?")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::container::spec::tests::spec;
+    use crate::engine::fake::Recording;
+    use crate::image::listing::StoredImage;
+    use crate::testutil::{TempDir, config};
+
+    fn image(id: &str, tag: &str) -> StoredImage {
+        StoredImage {
+            id: id.into(),
+            tags: vec![format!("{}:{tag}", load::REPOSITORY)],
+            size: 1 << 20,
+            created: 0,
+        }
+    }
+
+    #[test]
+    fn gc_removes_images_and_layouts_nothing_uses_and_says_what_keeps_the_rest() {
+        let t = TempDir::new("gc");
+        let cfg = config(&t, &[]);
+        std::fs::create_dir_all(cfg.paths.locks()).unwrap();
+        let warm = spec().name();
+        let engine = Recording::with(&[(&warm, "running")]);
+        // The fake's containers run `abc`.
+        engine
+            .images
+            .borrow_mut()
+            .extend([image("sha256:1", "abc"), image("sha256:2", "def")]);
+        crate::container::warm_dir::WarmDir::new(&cfg, &warm)
+            .record(&spec(), Duration::from_secs(60))
+            .unwrap();
+        let old_layout = cfg.paths.cache.join("warm-state");
+        std::fs::create_dir_all(old_layout.join("x")).unwrap();
+
+        let out = run(&cfg, &engine, false).unwrap();
+
+        assert_eq!(engine.called("remove_image"), ["sha256:2"]);
+        assert_eq!(
+            out["images"][0]["tags"][0],
+            format!("{}:def", load::REPOSITORY)
+        );
+        assert_eq!(
+            out["kept_images"][0]["why"],
+            format!("warm container {warm} uses it")
+        );
+        assert!(!old_layout.exists());
+        assert!(
+            out["files"]
+                .as_array()
+                .unwrap()
+                .contains(&json!(old_layout))
+        );
+        assert!(cfg.paths.bucket(Bucket::Warm).exists());
+    }
+
+    #[test]
+    fn gc_leaves_images_alone_while_a_load_runs() {
+        let t = TempDir::new("gc-load");
+        let cfg = config(&t, &[]);
+        std::fs::create_dir_all(cfg.paths.locks()).unwrap();
+        let engine = Recording::default();
+        engine.images.borrow_mut().push(image("sha256:2", "def"));
+        let load_lock = cfg.paths.locks().join(Guard::Load.file_name());
+        let _load = lock::acquire(&load_lock, Mode::Exclusive, "test", Duration::ZERO).unwrap();
+
+        let out = run(&cfg, &engine, true).unwrap();
+
+        assert!(out["skipped"].is_string());
+        assert!(engine.called("remove_image").is_empty());
+    }
 }

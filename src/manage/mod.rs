@@ -36,9 +36,60 @@ pub fn run(cfg: &Config, action: Manage) -> Result<i32> {
         Manage::Gc { all } => (gc::run(cfg, &Podman::open(cfg)?, all)?, gc::render),
         Manage::Prepare { start } => (prepare(cfg, &Podman::open(cfg)?, start)?, render_prepare),
         Manage::InstallPlugin => (plugin::install(cfg)?, plugin::render),
+        Manage::RemoveWorktree => (remove_worktree(cfg)?, render_remove_worktree),
     };
     emit(cfg, &value, render);
     Ok(0)
+}
+
+/// `--worktree --remove`: its containers, then the worktree.
+fn remove_worktree(cfg: &Config) -> Result<Value> {
+    let plan = cfg
+        .worktree
+        .as_ref()
+        .ok_or_else(|| crate::error::Error::usage("--remove goes with --worktree"))?;
+    let containers = prune::remove_under(cfg, &Podman::open(cfg)?, &plan.path())?;
+    let wait = cfg.lock_limit(crate::state::Guard::Worktree("").wait());
+    let r = plan.remove(&cfg.paths, wait)?;
+    Ok(json!({
+        "worktree": r.path,
+        "branch": r.branch,
+        "branch_removed": r.branch_kept.is_none(),
+        "branch_kept_because": r.branch_kept,
+        "containers": containers,
+    }))
+}
+
+fn render_remove_worktree(v: &Value) -> String {
+    let mut out = format!(
+        "removed worktree {}
+",
+        s(v, "worktree")
+    );
+    for c in items(v, "containers") {
+        out += &format!(
+            "removed warm container {}
+",
+            c.as_str().unwrap_or_default()
+        );
+    }
+    match v["branch_kept_because"].as_str() {
+        None => {
+            out += &format!(
+                "removed branch {} (merged)
+",
+                s(v, "branch")
+            )
+        }
+        Some(why) => {
+            out += &format!(
+                "kept branch {}: {why}
+",
+                s(v, "branch")
+            )
+        }
+    }
+    out
 }
 
 /// Prints `value` as JSON or through `render`.

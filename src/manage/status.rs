@@ -8,18 +8,18 @@ use serde_json::{Value, json};
 
 use crate::config::Config;
 use crate::container::is_warm_name;
-use crate::container::list::{self, Listed};
+use crate::container::list::Listed;
 use crate::container::warm_dir::{self, WarmDir};
+use crate::engine::Engine;
 use crate::error::Result;
-use crate::image::{listing, record};
+use crate::image::record;
 use crate::lock::{self, Mode};
-use crate::store::Podman;
 use crate::sys;
 
 use super::{dir_size, human_bytes, human_secs, items, s};
 
-pub fn collect(cfg: &Config, podman: &Podman) -> Result<Value> {
-    let listed = list::ours(podman)?;
+pub fn collect(cfg: &Config, engine: &dyn Engine) -> Result<Value> {
+    let listed = engine.containers()?;
     let now = SystemTime::now();
     let mut warm = Vec::new();
     for c in listed.iter().filter(|c| is_warm_name(&c.name)) {
@@ -44,7 +44,8 @@ pub fn collect(cfg: &Config, podman: &Podman) -> Result<Value> {
         })
         .collect();
     let records = record::all(&cfg.paths.cache);
-    let images: Vec<Value> = listing::ours(podman)?
+    let images: Vec<Value> = engine
+        .images()?
         .iter()
         .map(|i| {
             let uses = |image: &str| i.tags.iter().any(|t| t == image);
@@ -72,9 +73,33 @@ pub fn collect(cfg: &Config, podman: &Podman) -> Result<Value> {
             }))
         })
         .collect();
+    // The workdir's repository's worktrees (--worktree), with the warm
+    // containers working in them.
+    let worktrees: Vec<Value> = crate::worktree::list(&cfg.workdir)
+        .into_iter()
+        .map(|w| {
+            let containers: Vec<&Value> = warm
+                .iter()
+                .filter(|c| {
+                    c["workdir"]
+                        .as_str()
+                        .is_some_and(|d| std::path::Path::new(d).starts_with(&w.path))
+                })
+                .map(|c| &c["name"])
+                .collect();
+            json!({
+                "name": w.name,
+                "path": w.path,
+                "branch": w.branch,
+                "ahead": w.ahead,
+                "containers": containers,
+            })
+        })
+        .collect();
     Ok(json!({
         "cache": cfg.paths.cache,
         "warm": warm,
+        "worktrees": worktrees,
         "one_shot": one_shot,
         "images": images,
         "roots": roots,
@@ -183,6 +208,26 @@ pub fn render(v: &Value) -> String {
             for line in items(p, "refused") {
                 out += &format!("      {}\n", line.as_str().unwrap_or_default());
             }
+        }
+    }
+    let worktrees = items(v, "worktrees");
+    if !worktrees.is_empty() {
+        out += &format!("Worktrees of this repository: {}\n", worktrees.len());
+        for w in worktrees {
+            let ahead = match w["ahead"].as_u64() {
+                Some(n) => format!("{n} commit(s) ahead of HEAD"),
+                None => "no branch".into(),
+            };
+            let used = match items(w, "containers").len() {
+                0 => String::new(),
+                n => format!(", {n} warm container(s)"),
+            };
+            out += &format!(
+                "  {}  {} on {}, {ahead}{used}\n",
+                s(w, "name"),
+                s(w, "path"),
+                w["branch"].as_str().unwrap_or("(detached)"),
+            );
         }
     }
     let one_shot = items(v, "one_shot");

@@ -516,6 +516,61 @@ thread_local! {
     static VIA: std::cell::Cell<Option<&'static str>> = const { std::cell::Cell::new(None) };
 }
 
+/// Whether this machine can run the end-to-end tests: as root, with
+/// podman, nix and the test users of scripts/setup-machine. Where it
+/// cannot, each test returns at once after a note on stderr (plain `cargo
+/// test` on a laptop runs the unit tests); `scripts/test`, which sets the
+/// machine up, sets `LNS_E2E=require`, and there a missing piece fails.
+pub fn e2e_ready() -> bool {
+    static READY: OnceLock<Result<(), String>> = OnceLock::new();
+    static NOTED: std::sync::Once = std::sync::Once::new();
+    let ready = READY.get_or_init(|| {
+        use std::os::unix::fs::MetadataExt;
+        if !std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0) {
+            return Err("they run as root (and as the users of scripts/setup-machine)".into());
+        }
+        for (program, arg) in [
+            ("podman", "--version"),
+            ("nix", "--version"),
+            ("id", ROOTLESS_USER),
+        ] {
+            let ran = Command::new(program).arg(arg).output();
+            if !ran.is_ok_and(|o| o.status.success()) {
+                return Err(format!("`{program} {arg}` does not run here"));
+            }
+        }
+        Ok(())
+    });
+    match ready {
+        Ok(()) => true,
+        Err(why) if std::env::var_os("LNS_E2E").is_some_and(|v| v == "require") => {
+            panic!("end-to-end tests cannot run: {why}; run scripts/setup-machine")
+        }
+        Err(why) => {
+            // Past the test harness's capture: the note shows for a test
+            // that passes.
+            NOTED.call_once(|| {
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "skipping the end-to-end tests: {why}; `scripts/test` sets the machine up and runs them all"
+                );
+            });
+            false
+        }
+    }
+}
+
+/// Returns from the test unless the machine can run end-to-end tests
+/// (see `e2e_ready`).
+#[macro_export]
+macro_rules! e2e_or_skip {
+    () => {
+        if !$crate::common::e2e_ready() {
+            return;
+        }
+    };
+}
+
 /// Makes the Sandboxes this thread creates use `--exec-via VIA`.
 pub fn set_exec_via(via: &'static str) {
     VIA.with(|v| v.set(Some(via)));
@@ -533,6 +588,7 @@ macro_rules! variants {
             $(
                 #[test]
                 fn $test() {
+                    $crate::e2e_or_skip!();
                     $($crate::common::set_exec_via($via);)?
                     body($crate::common::Mode::$m)
                 }

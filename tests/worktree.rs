@@ -1,0 +1,316 @@
+//! `--worktree`: each interlocutor works in a git worktree on a branch of
+//! its own; the user's checkout and the rest of `.git` stay out of reach.
+//! Real git on the host and inside (the fixture packages the host's git),
+//! real Podman, rootful and rootless.
+
+mod common;
+
+use std::process::{Command, Output};
+
+use common::*;
+
+/// The host's git on the sandbox's repository, as the mode's user.
+fn git(sb: &Sandbox, args: &[&str]) -> String {
+    let mut c = match sb.mode {
+        Mode::Rootful => Command::new("git"),
+        Mode::Rootless => {
+            let mut c = Command::new("runuser");
+            c.args(["-u", ROOTLESS_USER, "--", "git"]);
+            c
+        }
+    };
+    c.arg("-C")
+        .arg(&sb.work)
+        .args(["-c", "user.name=u", "-c", "user.email=u@x"]);
+    let o = c.args(args).output().unwrap();
+    assert!(o.status.success(), "git {args:?}: {}", stderr(&o));
+    stdout(&o)
+}
+
+/// A repository in the workdir: f.txt and sub/s committed on main, and an
+/// untracked file of the user's.
+fn repository(sb: &Sandbox) -> String {
+    sb.write("work/f.txt", "hello\n");
+    sb.write("work/sub/s", "s\n");
+    git(sb, &["init", "-q", "-b", "main"]);
+    git(sb, &["add", "f.txt", "sub"]);
+    git(sb, &["commit", "-qm", "init"]);
+    sb.write("work/mine.txt", "the user's\n");
+    git(sb, &["rev-parse", "main"])
+}
+
+const IDENTITY: [&str; 8] = [
+    "--env",
+    "GIT_AUTHOR_NAME=agent",
+    "--env",
+    "GIT_AUTHOR_EMAIL=agent@x",
+    "--env",
+    "GIT_COMMITTER_NAME=agent",
+    "--env",
+    "GIT_COMMITTER_EMAIL=agent@x",
+];
+
+fn in_worktree(sb: &Sandbox, name: &str, script: &str) -> Output {
+    let flag = format!("--worktree={name}");
+    let mut args = vec![flag.as_str()];
+    args.extend(IDENTITY);
+    args.extend(["sh", "-c", script]);
+    sb.run(&args)
+}
+
+both_modes!(
+    two_interlocutors_commit_in_parallel_each_on_its_own_branch,
+    |mode| {
+        let sb = Sandbox::new(mode, "wt-parallel");
+        let main = repository(&sb);
+        let calls: Vec<_> = ["A", "B"]
+        .map(|name| {
+            let flag = format!("--worktree={name}");
+            let mut args: Vec<String> = vec![flag];
+            args.extend(IDENTITY.map(String::from));
+            let script = format!(
+                "echo {name} >> f.txt && git commit -qam 'from {name}' && git branch --show-current"
+            );
+            args.extend(["sh".into(), "-c".into(), script]);
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let mut cmd = sb.command(&args);
+            cmd.stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped());
+            cmd.spawn().unwrap()
+        })
+        .into_iter()
+        .collect();
+        for (child, name) in calls.into_iter().zip(["A", "B"]) {
+            let o = wait_bounded(child, std::time::Duration::from_secs(300));
+            assert_eq!(ok(&o), format!("lectic-worktree/{name}/work\n"));
+        }
+        for name in ["A", "B"] {
+            let branch = format!("lectic-worktree/{name}/work");
+            assert_eq!(
+                git(&sb, &["log", "-1", "--format=%s", &branch]),
+                format!("from {name}\n")
+            );
+            assert_eq!(
+                git(&sb, &["show", &format!("{branch}:f.txt")]),
+                format!("hello\n{name}\n")
+            );
+        }
+        // The user's checkout and branches are as they were.
+        assert_eq!(git(&sb, &["rev-parse", "main"]), main);
+        assert_eq!(git(&sb, &["branch", "--show-current"]), "main\n");
+        assert_eq!(
+            std::fs::read_to_string(sb.work.join("f.txt")).unwrap(),
+            "hello\n"
+        );
+        assert_eq!(git(&sb, &["status", "--porcelain"]), "?? mine.txt\n");
+        git(&sb, &["fsck", "--full", "--no-progress"]);
+    }
+);
+
+both_modes!(
+    from_inside_nothing_else_of_the_repository_can_be_changed,
+    |mode| {
+        let sb = Sandbox::new(mode, "wt-inside");
+        repository(&sb);
+        let g = sb.work.join(".git");
+        // The worktree exists from the first call on.
+        ok(&in_worktree(&sb, "A", "true"));
+        let gitdir = g.join("worktrees/A");
+        let branch = g.join("refs/heads/lectic-worktree/A/work");
+        let watched = [
+            g.join("config"),
+            g.join("HEAD"),
+            g.join("refs/heads/main"),
+            g.join("info/exclude"),
+            g.join("description"),
+            gitdir.join("HEAD"),
+            gitdir.join("commondir"),
+            gitdir.join("gitdir"),
+            gitdir.join("index"),
+            branch.clone(),
+        ];
+        let before: Vec<_> = watched.iter().map(|p| std::fs::read(p).ok()).collect();
+        let wt = sb.work.join(".worktrees/A");
+        let script = format!(
+            "for f in {g}/hooks/pre-commit {g}/config {g}/refs/heads/main {g}/packed-refs \
+               {g}/refs/heads/other {g}/info/exclude {g}/objects/info/alternates {wt}/.git; do \
+               (echo x > $f) 2>/dev/null && echo \"wrote $f\"; done; \
+             mv {g}/refs/heads/main {g}/refs/heads/gone 2>/dev/null && echo moved; \
+             rm -rf {g}/hooks 2>/dev/null; cat {work}/f.txt {work}/mine.txt 2>/dev/null; \
+             echo new > new.txt; git status --porcelain; \
+             echo 'ref: refs/heads/main' > {branch}; ln -sf {work}/mine.txt {g}/logs/refs/heads/lectic-worktree/A/work; \
+             echo 'ref: refs/heads/main' > {gd}/HEAD; echo /tmp > {gd}/commondir",
+            g = g.display(),
+            gd = gitdir.display(),
+            wt = wt.display(),
+            work = sb.work.display(),
+            branch = branch.display(),
+        );
+        let o = in_worktree(&sb, "A", &script);
+        // Only the worktree's own change shows; the user's checkout is not
+        // there at all (its files cannot be read).
+        assert_eq!(ok(&o), "?? new.txt\n");
+        // What the command's git wrote of its state stays its own: the
+        // branch is no symbolic ref to the user's, HEAD and commondir of
+        // the host's worktree are as git made them.
+        let after: Vec<_> = watched.iter().map(|p| std::fs::read(p).ok()).collect();
+        assert_eq!(before, after);
+        assert!(!g.join("hooks/pre-commit").exists() && g.join("hooks").is_dir());
+        assert!(!g.join("packed-refs").exists() && !g.join("refs/heads/other").exists());
+        // The user commits in the worktree on the host: their branch and
+        // files stay as they were.
+        let main = git(&sb, &["rev-parse", "main"]);
+        let wt_git = |args: &[&str]| {
+            let mut all = vec!["-C", ".worktrees/A"];
+            all.extend(args);
+            git(&sb, &all)
+        };
+        assert_eq!(
+            wt_git(&["branch", "--show-current"]),
+            "lectic-worktree/A/work\n"
+        );
+        wt_git(&["commit", "-qm", "by the user", "--allow-empty"]);
+        assert_eq!(git(&sb, &["rev-parse", "main"]), main);
+        assert_eq!(
+            std::fs::read_to_string(sb.work.join("mine.txt")).unwrap(),
+            "the user's\n"
+        );
+        assert!(
+            std::fs::read_to_string(wt.join(".git"))
+                .unwrap()
+                .starts_with("gitdir: ")
+        );
+    }
+);
+
+both_modes!(
+    an_object_forged_inside_cannot_replace_one_of_the_users,
+    |mode| {
+        let sb = Sandbox::new(mode, "wt-forge");
+        repository(&sb);
+        ok(&in_worktree(&sb, "A", "true"));
+        // A pack whose index files blob "evil" under the name of the user's
+        // f.txt: git reads packs (its alternates' too) before loose
+        // objects and does not check a packed object's hash on reading.
+        let target = git(&sb, &["rev-parse", "main:f.txt"]);
+        let target = target.trim().to_owned();
+        let scratch = sb.mkdir("scratch-objects");
+        sb.write("evil.txt", "evil\n");
+        let with_scratch = |args: &[&str], stdin: Option<&str>| {
+            let mut c = Command::new("git");
+            c.env("GIT_OBJECT_DIRECTORY", &scratch)
+                .args(["-c", "safe.directory=*", "-C"])
+                .arg(&sb.work)
+                .args(args)
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped());
+            let mut child = c.spawn().unwrap();
+            let mut input = child.stdin.take().unwrap();
+            std::io::Write::write_all(&mut input, stdin.unwrap_or("").as_bytes()).unwrap();
+            drop(input);
+            stdout(&child.wait_with_output().unwrap()).trim().to_owned()
+        };
+        let evil_file = sb.dir.join("evil.txt").display().to_string();
+        let evil = with_scratch(&["hash-object", "-w", &evil_file], None);
+        let base = scratch.join("p").display().to_string();
+        let name = with_scratch(&["pack-objects", "-q", &base], Some(&format!("{evil}\n")));
+        let pack = std::fs::read(format!("{base}-{name}.pack")).unwrap();
+        let mut idx = std::fs::read(format!("{base}-{name}.idx")).unwrap();
+        // Index v2 of one object: the fan-out table, then its name.
+        let first = u8::from_str_radix(&target[..2], 16).unwrap() as usize;
+        for i in 0..256 {
+            let n: u32 = (i >= first).into();
+            idx[8 + 4 * i..12 + 4 * i].copy_from_slice(&n.to_be_bytes());
+        }
+        for (i, b) in (0..20)
+            .map(|i| u8::from_str_radix(&target[2 * i..2 * i + 2], 16).unwrap())
+            .enumerate()
+        {
+            idx[8 + 1024 + i] = b;
+        }
+        let wt = sb.work.join(".worktrees/A");
+        std::fs::write(wt.join("pack-forged.pack"), pack).unwrap();
+        std::fs::write(wt.join("pack-forged.idx"), idx).unwrap();
+        sb.give_to_user(&wt);
+        let script = "mkdir -p $GIT_OBJECT_DIRECTORY/pack && mv pack-forged.* $GIT_OBJECT_DIRECTORY/pack/ && \
+             git cat-file -p HEAD:f.txt && git commit -qm touch --allow-empty && echo done";
+        // Inside, the forgery works on the command's own git only.
+        assert_eq!(ok(&in_worktree(&sb, "A", script)), "evil\ndone\n");
+        let target = target.as_str();
+        let evil = evil.as_str();
+
+        // Taken in under the name its content hashes to: the user's blob
+        // is still theirs.
+        assert_eq!(git(&sb, &["cat-file", "-p", target]), "hello\n");
+        assert_eq!(git(&sb, &["cat-file", "-t", evil]), "blob\n");
+        git(&sb, &["checkout", "-q", "--", "f.txt"]);
+        assert_eq!(
+            std::fs::read_to_string(sb.work.join("f.txt")).unwrap(),
+            "hello\n"
+        );
+        assert!(!sb.work.join(".git/objects/info/alternates").exists());
+        git(&sb, &["fsck", "--full", "--no-progress"]);
+    }
+);
+
+both_modes!(
+    a_worktree_removed_by_hand_comes_back_and_remove_keeps_its_commits,
+    |mode| {
+        let sb = Sandbox::new(mode, "wt-remove");
+        let main = repository(&sb);
+        ok(&in_worktree(
+            &sb,
+            "A",
+            "echo A > a.txt && git add a.txt && git commit -qm 'from A'",
+        ));
+        let wt = sb.work.join(".worktrees/A");
+        std::fs::remove_dir_all(&wt).unwrap();
+        // Made again on its branch: the commit is there.
+        let o = in_worktree(&sb, "A", "git log -1 --format=%s; cat a.txt");
+        assert_eq!(ok(&o), "from A\nA\n");
+        // Not merged: the branch stays, with its commits in the repository.
+        let o = sb.run(&["--worktree=A", "--remove"]);
+        assert!(
+            ok(&o).contains("kept branch lectic-worktree/A/work"),
+            "{}",
+            stdout(&o)
+        );
+        assert!(!wt.exists());
+        assert!(!sb.work.join(".git/objects/info/alternates").exists());
+        assert_eq!(
+            git(&sb, &["log", "-1", "--format=%s", "lectic-worktree/A/work"]),
+            "from A\n"
+        );
+        git(&sb, &["fsck", "--full", "--no-progress"]);
+        // Merged: it goes.
+        git(&sb, &["merge", "-q", "--ff-only", "lectic-worktree/A/work"]);
+        ok(&in_worktree(&sb, "A", "true"));
+        let o = sb.run(&["--worktree=A", "--remove"]);
+        assert!(ok(&o).contains("removed branch lectic-worktree/A/work (merged)"));
+        assert_ne!(git(&sb, &["rev-parse", "main"]), main);
+        assert_eq!(git(&sb, &["branch", "--list", "lectic-worktree/*"]), "");
+        git(&sb, &["fsck", "--full", "--no-progress"]);
+    }
+);
+
+both_modes!(
+    bad_names_and_a_workdir_outside_git_are_one_line_errors,
+    |mode| {
+        let sb = Sandbox::new(mode, "wt-bad");
+        for name in ["a/b", "..", ".hidden", "two words"] {
+            let o = sb.run(&[&format!("--worktree={name}"), "true"]);
+            assert_eq!(o.status.code(), Some(125), "{name}");
+            let err = stderr(&o);
+            assert_eq!(err.lines().count(), 1, "{err}");
+            assert!(err.contains("--worktree=NAME"), "{err}");
+        }
+        let o = sb.run(&["--worktree", "true"]);
+        assert_eq!(o.status.code(), Some(125));
+        assert!(
+            stderr(&o).contains("is not in a git repository"),
+            "{}",
+            stderr(&o)
+        );
+        assert_eq!(stderr(&o).lines().count(), 1);
+    }
+);
