@@ -63,6 +63,7 @@ px_rows = [
     ("time to first byte through the proxy − with --allow-net ≤ 2 ms", f"{ttfb_gap:+.2f} ms (medians of 50: {ttfb('proxy') * 1000:.2f} vs {ttfb('direct') * 1000:.2f} ms)", ttfb_gap <= 2),
     ("proxy RSS per container ≤ 4 MiB", f"{prss} KiB after the downloads (peak {phwm} KiB, {panon} KiB private)", prss <= 4096),
 ]
+wt = load("worktree.json")
 px_targets = "\n".join(f"| {t} | {m} | {'yes' if ok else '**no**'} |" for t, m, ok in px_rows)
 zc_targets = "\n".join(f"| {t} | {m} | {'yes' if ok else '**no**'} |" for t, m, ok in zc_rows)
 targets = "\n".join(f"| {t} | {m} | {'yes' if ok else '**no**'} |" for t, m, ok in rows)
@@ -206,6 +207,17 @@ alive?) and two small reads. Time to first byte is curl's
 `time_starttransfer` for a 3-byte response, 50 requests in one call.
 The proxy's RSS is mostly this binary's pages (shared with every other
 process of it); its private part is what the proxy itself holds.
+
+## A worktree per interlocutor: --worktree
+
+A repository of one commit: a warm call in its worktree (the host's `git
+rev-parse` to find the repository, a lock, the carry-over's small reads)
+against the plain warm call; and a call whose command commits (the
+carry-over then runs `git pack-objects | git index-pack`, `git rev-list`,
+`git update-ref` and `git read-tree` on the host) against the same commit
+by git alone on the host.
+
+{table(["warm call", "warm call, --worktree", "a commit on the host (git alone)", "a commit inside, --worktree (with the carry-over)"], "warm call", wt)}
 
 ## Loading: file versus stream
 

@@ -320,10 +320,11 @@ fn open_up(path: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Opens the absolute, normalized `path` following no symlink (see
-/// `sys::open_no_symlinks`) and reads it: the file read is the one the
-/// path named when it was checked, or the read fails.
-pub fn read_no_symlinks(path: &Path) -> std::io::Result<(fs::Metadata, Vec<u8>)> {
+/// Opens the absolute, normalized `path` for reading, following no
+/// symlink (see `sys::open_no_symlinks`): the file opened is the one the
+/// path named when it was walked, and a regular file, or the open fails
+/// (a fifo is never opened, so it cannot block).
+pub fn open_no_symlinks(path: &Path) -> std::io::Result<(fs::Metadata, fs::File)> {
     let f = crate::sys::open_no_symlinks(path)?;
     let meta = f.metadata()?;
     if !meta.is_file() {
@@ -332,7 +333,16 @@ pub fn read_no_symlinks(path: &Path) -> std::io::Result<(fs::Metadata, Vec<u8>)>
             "not a regular file",
         ));
     }
-    Ok((meta, read_opened(&f)?))
+    Ok((meta, fs::File::open(crate::sys::fd_path(&f))?))
+}
+
+/// Reads the file `open_no_symlinks` opens.
+pub fn read_no_symlinks(path: &Path) -> std::io::Result<(fs::Metadata, Vec<u8>)> {
+    use std::io::Read;
+    let (meta, mut f) = open_no_symlinks(path)?;
+    let mut bytes = Vec::new();
+    f.read_to_end(&mut bytes)?;
+    Ok((meta, bytes))
 }
 
 /// Where `program` is found on PATH.

@@ -45,6 +45,8 @@ use crate::{fsutil, verbose};
 pub const DIR: &str = ".worktrees";
 /// Where the command's git writes objects, in its git directory.
 const OBJECTS: &str = "lectic-objects";
+/// How many bytes of object files one carry-over copies at most.
+const IMPORT_LIMIT: u64 = 1 << 30;
 /// The name when neither `--worktree=NAME` nor LECTIC_INTERLOCUTOR gives one.
 pub const DEFAULT_NAME: &str = "Assistant";
 /// The branch's ref file, in its directory.
@@ -98,8 +100,21 @@ pub fn check_name(name: &str, from: &str) -> Result<()> {
 }
 
 /// The host's git, on the repository at `dir`, with nothing of the
-/// caller's git environment and no hook or fsmonitor of the repository run.
+/// caller's git environment, no hook or fsmonitor of the repository run,
+/// and no network: in a partial clone, git would fetch a missing object
+/// the command names from the user's remote, with the user's credentials
+/// (`GIT_NO_LAZY_FETCH` from git 2.44; before it, no protocol is allowed).
 fn git(dir: &Path) -> Command {
+    let mut cmd = git_fetching(dir);
+    cmd.env("GIT_NO_LAZY_FETCH", "1")
+        .args(["-c", "protocol.allow=never"]);
+    cmd
+}
+
+/// `git` that may fetch what the user's HEAD lacks in a partial clone
+/// (making the worktree checks HEAD out: the user's choice, not the
+/// command's).
+fn git_fetching(dir: &Path) -> Command {
     let mut cmd = Command::new("git");
     for (k, _) in std::env::vars_os() {
         if k.as_encoded_bytes().starts_with(b"GIT_") {
@@ -294,7 +309,9 @@ impl Plan {
                 "HEAD".as_ref(),
             ]);
         }
-        run(&self.top, "making the worktree", args)?;
+        let mut add = git_fetching(&self.top);
+        add.args(args);
+        output(add, "making the worktree")?;
         add_line(&self.common.join("info/exclude"), &format!("/{DIR}/"))
     }
 
@@ -415,8 +432,12 @@ impl Worktree {
         ] {
             std::fs::create_dir_all(&dir).with_path("cannot create directory", &dir)?;
         }
+        let empty = self.private.join("empty");
         if self.private_gitdir().is_dir() {
-            return Ok(());
+            if !empty.exists() {
+                std::fs::write(&empty, b"").with_path("cannot write", &empty)?;
+            }
+            return self.write_config();
         }
         let fresh = self.private.with_extension("new");
         fsutil::remove_any(&fresh)?;
@@ -435,7 +456,37 @@ impl Worktree {
             self.gitdir.as_os_str().as_encoded_bytes(),
         )
         .with_path("cannot write", &fresh)?;
-        std::fs::rename(&fresh, &self.private).with_path("cannot rename into place", &self.private)
+        std::fs::rename(&fresh, &self.private)
+            .with_path("cannot rename into place", &self.private)?;
+        std::fs::write(&empty, b"").with_path("cannot write", &empty)?;
+        self.write_config()
+    }
+
+    /// The repository's config as the command's git reads it: what git
+    /// needs to read the repository (`core`, `extensions`) and the
+    /// identity (`user.name`, `user.email`); no remote URL (which may hold
+    /// a token), credential helper or include. Written again when the
+    /// repository's changes (a running container keeps the copy it has).
+    fn write_config(&self) -> Result<()> {
+        let host = self.plan.common.join("config");
+        let ours = self.private.join("config");
+        let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+        if ours.exists() && modified(&ours) >= modified(&host) {
+            return Ok(());
+        }
+        let listed = run(
+            &self.plan.top,
+            "reading the repository's config",
+            [
+                OsStr::new("config"),
+                "--file".as_ref(),
+                host.as_os_str(),
+                "--get-regexp".as_ref(),
+                r"^(core|extensions|user)\.".as_ref(),
+            ],
+        )
+        .unwrap_or_default();
+        fsutil::write_atomic(&ours, config_subset(&listed).as_bytes())
     }
 
     /// Where the command runs: the workdir's place in the worktree.
@@ -455,6 +506,8 @@ impl Worktree {
         };
         let mut v = vec![
             mount(c.clone(), c.clone(), true),
+            // A read-only copy over the user's config, without remotes.
+            mount(self.private.join("config"), c.join("config"), true),
             mount(self.private_gitdir(), self.gitdir.clone(), false),
             mount(self.private_refs(), c.join(self.plan.branch_dir()), false),
             mount(
@@ -463,6 +516,10 @@ impl Worktree {
                 false,
             ),
         ];
+        // The user's index (what they staged, by name) shows empty.
+        if c.join("index").is_file() {
+            v.push(mount(self.private.join("empty"), c.join("index"), true));
+        }
         let path = self.plan.path();
         // With the workdir at its top, the workdir's own mount is it.
         if !self.plan.prefix.as_os_str().is_empty() {
@@ -499,23 +556,19 @@ impl Worktree {
         let synced = std::fs::read_to_string(&synced_file)
             .ok()
             .and_then(|t| object_id(&t));
-        let inside = fsutil::read_no_symlinks(&self.private_refs().join(LEAF))
-            .ok()
-            .and_then(|(_, bytes)| object_id(&String::from_utf8_lossy(&bytes)));
+        let inside = read_small(&self.private_refs().join(LEAF)).and_then(|t| object_id(&t));
         let host = self.plan.host_ref();
         let branch = format!("refs/heads/{}", self.plan.branch());
         if let Some(id) = inside.as_ref().filter(|id| Some(*id) != synced.as_ref()) {
             // A commit, and everything it reaches is in the repository now.
-            let commit = format!("{id}^{{commit}}");
-            let whole = [
-                "rev-list",
-                "--objects",
-                "--quiet",
-                &commit,
-                "--not",
-                "--all",
-            ];
-            if run(&self.plan.top, "checking the commit", whole).is_ok() {
+            let is_commit = run(
+                &self.plan.top,
+                "checking the commit",
+                ["cat-file", "-t", id],
+            )
+            .is_ok_and(|t| t.trim() == "commit");
+            let whole = ["rev-list", "--objects", "--quiet", id, "--not", "--all"];
+            if is_commit && run(&self.plan.top, "checking the commit", whole).is_ok() {
                 if host.as_ref() != Some(id) {
                     verbose!("moving {branch} to {id}, where the command's git left it");
                     let msg = "lectic-nix-sandbox: the worktree's commits";
@@ -587,24 +640,49 @@ impl Worktree {
         fsutil::remove_any(&staging)?;
         let mut ids = Vec::new();
         let mut taken = Vec::new();
+        let mut budget = IMPORT_LIMIT;
+        let mut refused = Vec::new();
         for rel in &fresh {
-            let copy = |rel: &str| -> Option<()> {
-                let (_, bytes) =
-                    fsutil::read_no_symlinks(&self.private_objects().join(rel)).ok()?;
-                let to = staging.join(rel);
-                fsutil::ensure_dir(to.parent()?).ok()?;
-                std::fs::write(&to, bytes).ok()
-            };
-            if let Some(pack) = rel.strip_suffix(".pack") {
-                let idx = format!("{pack}.idx");
-                if copy(rel).is_some() && copy(&idx).is_some() {
-                    ids.extend(pack_ids(&staging.join(&idx)));
-                    taken.push(rel.clone());
+            // Streamed, within what is left of the budget; a sparse file
+            // (cheap to make inside, costly to read and copy here) is no
+            // object git wrote.
+            let mut copy = |rel: &str| -> std::result::Result<(), String> {
+                let (meta, f) = fsutil::open_no_symlinks(&self.private_objects().join(rel))
+                    .map_err(|e| format!("{rel}: {e}"))?;
+                let len = std::os::unix::fs::MetadataExt::size(&meta);
+                let blocks = std::os::unix::fs::MetadataExt::blocks(&meta) * 512;
+                if len > budget || (len > 65536 && blocks < len / 2) {
+                    return Err(format!("{rel}: {len} bytes ({blocks} on disk)"));
                 }
-            } else if copy(rel).is_some() {
-                ids.push(rel.replace('/', ""));
-                taken.push(rel.clone());
+                budget -= len;
+                let to = staging.join(rel);
+                let parent = to.parent().unwrap_or(&staging);
+                fsutil::ensure_dir(parent).map_err(|e| e.to_string())?;
+                let mut out = std::fs::File::create(&to).map_err(|e| e.to_string())?;
+                std::io::copy(&mut std::io::Read::take(f, len), &mut out)
+                    .map(drop)
+                    .map_err(|e| format!("{rel}: {e}"))
+            };
+            let copied = match rel.strip_suffix(".pack") {
+                Some(pack) => copy(rel).and_then(|()| copy(&format!("{pack}.idx"))),
+                None => copy(rel),
+            };
+            match copied {
+                Ok(()) if rel.ends_with(".pack") => {
+                    ids.extend(pack_ids(&staging.join(rel.replace(".pack", ".idx"))));
+                }
+                Ok(()) => ids.push(rel.replace('/', "")),
+                Err(why) => refused.push(why),
             }
+            // Refused files are not looked at again.
+            taken.push(rel.clone());
+        }
+        if !refused.is_empty() {
+            eprintln!(
+                "lectic-nix-sandbox: --worktree: left out of the repository (not a regular file, sparse, or past {} MiB in all): {}",
+                IMPORT_LIMIT >> 20,
+                refused.join(", ")
+            );
         }
         if !ids.is_empty() {
             verbose!(
@@ -695,6 +773,52 @@ fn object_files(dir: &Path) -> Vec<String> {
     files
 }
 
+/// `git config --get-regexp` lines as a config file, without the keys that
+/// name the user's checkout or run programs.
+fn config_subset(listed: &str) -> String {
+    const LEFT_OUT: &[&str] = &[
+        "core.worktree",
+        "core.bare",
+        "core.hookspath",
+        "core.fsmonitor",
+        "core.sshcommand",
+        "core.editor",
+        "core.pager",
+        "core.askpass",
+    ];
+    let mut sections: std::collections::BTreeMap<&str, Vec<String>> = Default::default();
+    for line in listed.lines() {
+        let (key, value) = line.split_once(' ').unwrap_or((line, "true"));
+        let Some((section, name)) = key.split_once('.') else {
+            continue;
+        };
+        if name.contains('.') || LEFT_OUT.contains(&key) || name.is_empty() {
+            continue;
+        }
+        let value = value
+            .replace('\\', "\\\\")
+            .replace('"', "\\\"")
+            .replace('\n', "\\n");
+        sections
+            .entry(section)
+            .or_default()
+            .push(format!("\t{name} = \"{value}\""));
+    }
+    sections
+        .into_iter()
+        .map(|(section, lines)| format!("[{section}]\n{}\n", lines.join("\n")))
+        .collect()
+}
+
+/// The start of the small file at `path` (a ref), opened following no
+/// symlink.
+fn read_small(path: &Path) -> Option<String> {
+    let (_, f) = fsutil::open_no_symlinks(path).ok()?;
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut std::io::Read::take(f, 256), &mut text).ok()?;
+    Some(text)
+}
+
 /// The IDs a pack's index lists (read by the host's git).
 fn pack_ids(idx: &Path) -> Vec<String> {
     let Ok(file) = std::fs::File::open(idx) else {
@@ -716,6 +840,8 @@ pub struct Removed {
     pub branch: String,
     /// Why the branch was kept (not merged into HEAD); None if it went.
     pub branch_kept: Option<String>,
+    /// Why the last work could not be carried over, if it could not.
+    pub not_carried: Option<String>,
 }
 
 impl Plan {
@@ -726,7 +852,9 @@ impl Plan {
         let _one = self.lock(paths, wait)?;
         let path = self.path();
         let private = self.private(paths);
-        self.sync_left(&private)?;
+        // What cannot be carried over (the command's own objects broken)
+        // does not keep the worktree: the reason is reported.
+        let not_carried = self.sync_left(&private).err().map(|e| e.to_string());
         if path.exists() {
             run(
                 &self.top,
@@ -755,6 +883,7 @@ impl Plan {
             path,
             branch,
             branch_kept,
+            not_carried,
         })
     }
 }
@@ -907,6 +1036,19 @@ mod tests {
         assert!(ro("/r/.git") && ro("/r/.worktrees/A/.git"));
         assert_eq!(wt.workdir(), Path::new("/r/.worktrees/A/sub"));
         assert!(wt.env()[0].ends_with("/r/.git/worktrees/A/lectic-objects"));
+    }
+
+    #[test]
+    fn the_config_inside_keeps_only_what_git_needs_and_the_identity() {
+        let listed = "core.repositoryformatversion 0\ncore.filemode true\ncore.worktree /r\n\
+            core.hookspath .husky\ncore.logallrefupdates\nextensions.objectformat sha256\n\
+            user.name A \"B\"\nsubmodule.x.url u\n";
+        assert_eq!(
+            config_subset(listed),
+            "[core]\n\trepositoryformatversion = \"0\"\n\tfilemode = \"true\"\n\tlogallrefupdates = \"true\"\n\
+             [extensions]\n\tobjectformat = \"sha256\"\n\
+             [user]\n\tname = \"A \\\"B\\\"\"\n"
+        );
     }
 
     #[test]

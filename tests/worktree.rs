@@ -35,7 +35,17 @@ fn repository(sb: &Sandbox) -> String {
     git(sb, &["init", "-q", "-b", "main"]);
     git(sb, &["add", "f.txt", "sub"]);
     git(sb, &["commit", "-qm", "init"]);
+    git(
+        sb,
+        &[
+            "config",
+            "remote.origin.url",
+            "https://u:secret-token@example.com/r.git",
+        ],
+    );
     sb.write("work/mine.txt", "the user's\n");
+    sb.write("work/staged.txt", "staged by the user\n");
+    git(sb, &["add", "staged.txt"]);
     git(sb, &["rev-parse", "main"])
 }
 
@@ -102,7 +112,10 @@ both_modes!(
             std::fs::read_to_string(sb.work.join("f.txt")).unwrap(),
             "hello\n"
         );
-        assert_eq!(git(&sb, &["status", "--porcelain"]), "?? mine.txt\n");
+        assert_eq!(
+            git(&sb, &["status", "--porcelain"]),
+            "A  staged.txt\n?? mine.txt\n"
+        );
         git(&sb, &["fsck", "--full", "--no-progress"]);
     }
 );
@@ -137,6 +150,8 @@ both_modes!(
                (echo x > $f) 2>/dev/null && echo \"wrote $f\"; done; \
              mv {g}/refs/heads/main {g}/refs/heads/gone 2>/dev/null && echo moved; \
              rm -rf {g}/hooks 2>/dev/null; cat {work}/f.txt {work}/mine.txt 2>/dev/null; \
+             grep -r secret-token {g}/config; git config remote.origin.url; \
+             GIT_INDEX_FILE={g}/index git ls-files 2>/dev/null; \
              echo new > new.txt; git status --porcelain; \
              echo 'ref: refs/heads/main' > {branch}; ln -sf {work}/mine.txt {g}/logs/refs/heads/lectic-worktree/A/work; \
              echo 'ref: refs/heads/main' > {gd}/HEAD; echo /tmp > {gd}/commondir",
@@ -312,5 +327,28 @@ both_modes!(
             stderr(&o)
         );
         assert_eq!(stderr(&o).lines().count(), 1);
+    }
+);
+
+both_modes!(
+    a_sparse_file_left_as_an_object_is_not_read_on_the_host,
+    |mode| {
+        let sb = Sandbox::new(mode, "wt-sparse");
+        repository(&sb);
+        // 4 GiB that cost the command nothing: the host neither reads nor
+        // copies it, says so once, and the repository stays whole.
+        let script = "mkdir -p $GIT_OBJECT_DIRECTORY/ab && \
+        dd if=/dev/zero of=$GIT_OBJECT_DIRECTORY/ab/cdef0123456789abcdef0123456789abcdef01 bs=1M seek=4096 count=0 2>/dev/null && \
+        echo done";
+        let o = in_worktree(&sb, "A", script);
+        assert_eq!(ok(&o), "done\n");
+        assert!(
+            stderr(&o).contains("left out of the repository"),
+            "{}",
+            stderr(&o)
+        );
+        let o = in_worktree(&sb, "A", "true");
+        assert_eq!(stderr(&o), "", "said once");
+        git(&sb, &["fsck", "--no-progress"]);
     }
 );

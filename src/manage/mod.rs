@@ -57,39 +57,27 @@ fn remove_worktree(cfg: &Config) -> Result<Value> {
         "branch_removed": r.branch_kept.is_none(),
         "branch_kept_because": r.branch_kept,
         "containers": containers,
+        "not_carried_over": r.not_carried,
     }))
 }
 
 fn render_remove_worktree(v: &Value) -> String {
-    let mut out = format!(
-        "removed worktree {}
-",
-        s(v, "worktree")
-    );
+    let mut lines = Vec::new();
+    if let Some(why) = v["not_carried_over"].as_str() {
+        lines.push(format!("its last work was not carried over: {why}"));
+    }
+    lines.push(format!("removed worktree {}", s(v, "worktree")));
     for c in items(v, "containers") {
-        out += &format!(
-            "removed warm container {}
-",
+        lines.push(format!(
+            "removed warm container {}",
             c.as_str().unwrap_or_default()
-        );
+        ));
     }
-    match v["branch_kept_because"].as_str() {
-        None => {
-            out += &format!(
-                "removed branch {} (merged)
-",
-                s(v, "branch")
-            )
-        }
-        Some(why) => {
-            out += &format!(
-                "kept branch {}: {why}
-",
-                s(v, "branch")
-            )
-        }
-    }
-    out
+    lines.push(match v["branch_kept_because"].as_str() {
+        None => format!("removed branch {} (merged)", s(v, "branch")),
+        Some(why) => format!("kept branch {}: {why}", s(v, "branch")),
+    });
+    lines.join("\n") + "\n"
 }
 
 /// Prints `value` as JSON or through `render`.
