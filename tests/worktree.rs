@@ -73,27 +73,33 @@ both_modes!(
     |mode| {
         let sb = Sandbox::new(mode, "wt-parallel");
         let main = repository(&sb);
-        let calls: Vec<_> = ["A", "B"]
-        .map(|name| {
-            let flag = format!("--worktree={name}");
-            let mut args: Vec<String> = vec![flag];
-            args.extend(IDENTITY.map(String::from));
-            let script = format!(
-                "echo {name} >> f.txt && git commit -qam 'from {name}' && git branch --show-current"
-            );
-            args.extend(["sh".into(), "-c".into(), script]);
-            let args: Vec<&str> = args.iter().map(String::as_str).collect();
-            let mut cmd = sb.command(&args);
-            cmd.stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped());
-            cmd.spawn().unwrap()
-        })
-        .into_iter()
-        .collect();
-        for (child, name) in calls.into_iter().zip(["A", "B"]) {
+        // Two interlocutors, and a third first call, of B's, at once that
+        // only looks: B's worktree is made once.
+        let calls: Vec<_> = [("A", true), ("B", true), ("B", false)]
+            .map(|(name, commits)| {
+                let flag = format!("--worktree={name}");
+                let mut args: Vec<String> = vec![flag];
+                args.extend(IDENTITY.map(String::from));
+                let commit = format!("echo {name} >> f.txt && git commit -qam 'from {name}' && ");
+                let script = format!(
+                    "{}git branch --show-current",
+                    if commits { commit.as_str() } else { "" }
+                );
+                args.extend(["sh".into(), "-c".into(), script]);
+                let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                let mut cmd = sb.command(&args);
+                cmd.stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::piped());
+                (name, cmd.spawn().unwrap())
+            })
+            .into_iter()
+            .collect();
+        for (name, child) in calls {
             let o = wait_bounded(child, std::time::Duration::from_secs(300));
             assert_eq!(ok(&o), format!("lectic-worktree/{name}/work\n"));
         }
+        let listed = git(&sb, &["worktree", "list", "--porcelain"]);
+        assert_eq!(listed.matches("/.worktrees/").count(), 2, "{listed}");
         for name in ["A", "B"] {
             let branch = format!("lectic-worktree/{name}/work");
             assert_eq!(
