@@ -53,7 +53,7 @@ pub struct Cli {
     #[arg(short = 'p', long, value_name = "DIR", value_hint = ValueHint::DirPath)]
     pub persist: Option<PathBuf>,
 
-    /// Work in a git worktree of the workdir's repository: .worktrees/NAME, on branch lectic-worktree/NAME/work made from HEAD. The user's checkout is not mounted; of .git only what the worktree's own commits write is writable. NAME defaults to $LECTIC_INTERLOCUTOR, else Assistant (give it as --worktree=NAME)
+    /// Work in a git worktree of the workdir's repository: .worktrees/NAME, on branch lectic-worktree/NAME/work made from HEAD. The user's checkout is not mounted and .git is read-only; the command's commits reach the branch after each call. NAME defaults to $LECTIC_INTERLOCUTOR, else Assistant (give it as --worktree=NAME)
     #[arg(long, value_name = "NAME", num_args = 0..=1, require_equals = true, default_missing_value = "")]
     pub worktree: Option<String>,
 
@@ -305,6 +305,16 @@ impl Cli {
             return Err(
                 "--dev-shell goes with --nix-develop or --auto-nix-develop: add one of them".into(),
             );
+        }
+        // `--worktree NAME --remove` would run the command `NAME --remove`
+        // in the default worktree: the name goes with '='.
+        if self.worktree.as_deref() == Some("")
+            && let [name, flag] = self.command.as_slice()
+            && flag == "--remove"
+        {
+            return Err(format!(
+                "--worktree takes its name after '=' (a word after it is the command): use `--worktree={name} --remove`"
+            ));
         }
         if self.start && !self.prepare {
             return Err("--start goes with --prepare: use `--prepare --start`".into());

@@ -325,6 +325,13 @@ both_modes!(
             assert_eq!(err.lines().count(), 1, "{err}");
             assert!(err.contains("--worktree=NAME"), "{err}");
         }
+        let o = sb.run(&["--worktree", "A", "--remove"]);
+        assert_eq!(o.status.code(), Some(125));
+        assert!(
+            stderr(&o).contains("`--worktree=A --remove`"),
+            "{}",
+            stderr(&o)
+        );
         let o = sb.run(&["--worktree", "true"]);
         assert_eq!(o.status.code(), Some(125));
         assert!(
