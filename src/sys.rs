@@ -81,6 +81,37 @@ pub fn kill_with_parent() -> std::io::Result<()> {
     prctl(libc::PR_SET_PDEATHSIG, SIGKILL as libc::c_ulong)
 }
 
+/// Bounds on a child's resources (setrlimit): its address space, CPU
+/// seconds and the size of any file it writes.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub address_space: u64,
+    pub cpu_seconds: u64,
+    pub file_size: u64,
+}
+
+impl Limits {
+    /// Sets them in this process. For a child between fork and exec
+    /// (`CommandExt::pre_exec`): async-signal-safe.
+    pub fn apply(self) -> io::Result<()> {
+        for (resource, value) in [
+            (libc::RLIMIT_AS, self.address_space),
+            (libc::RLIMIT_CPU, self.cpu_seconds),
+            (libc::RLIMIT_FSIZE, self.file_size),
+        ] {
+            let limit = libc::rlimit {
+                rlim_cur: value as libc::rlim_t,
+                rlim_max: value as libc::rlim_t,
+            };
+            // SAFETY: `limit` is a valid rlimit for the call's duration.
+            if unsafe { libc::setrlimit(resource, &limit) } != 0 {
+                return Err(io::Error::last_os_error());
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Ignores the signals that stop a call (SIGTERM, SIGINT, SIGHUP): for a
 /// process that must outlive its child's handling of them.
 pub fn ignore_stop_signals() {
@@ -671,6 +702,25 @@ pub fn wait_readable(fd: BorrowedFd<'_>, timeout: std::time::Duration) -> io::Re
 mod tests {
     use super::*;
     use std::os::fd::AsFd;
+
+    #[test]
+    fn limits_bind_the_child_they_are_applied_in() {
+        use std::os::unix::process::CommandExt;
+        let limits = Limits {
+            address_space: 3 << 30,
+            cpu_seconds: 60,
+            file_size: 1 << 20,
+        };
+        let mut cmd = std::process::Command::new("sh");
+        cmd.args(["-c", "ulimit -v; ulimit -t; ulimit -f"]);
+        // SAFETY: the closure makes async-signal-safe system calls only.
+        unsafe {
+            cmd.pre_exec(move || limits.apply());
+        }
+        let out = cmd.output().unwrap();
+        // KiB, seconds, 512-byte blocks.
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "3145728\n60\n2048\n");
+    }
 
     fn scratch(name: &str) -> crate::testutil::TempDir {
         crate::testutil::TempDir::new(&format!("sys-{name}"))

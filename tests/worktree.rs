@@ -365,3 +365,52 @@ both_modes!(
         git(&sb, &["fsck", "--no-progress"]);
     }
 );
+
+both_modes!(
+    the_commands_tree_is_checked_out_on_the_host_with_no_filter_and_bounded,
+    |mode| {
+        let sb = Sandbox::new(mode, "wt-filter");
+        repository(&sb);
+        // A filter driver of the user's repository, and a command that
+        // sends every file through it.
+        let marker = sb.dir.join("filter-ran");
+        let driver = format!("touch {}; cat", marker.display());
+        git(&sb, &["config", "filter.user.smudge", &driver]);
+        git(&sb, &["config", "filter.user.clean", "cat"]);
+        let o = in_worktree(
+            &sb,
+            "A",
+            "echo '* filter=user' > .gitattributes && git add .gitattributes && \
+             git commit -qm attrs && echo done",
+        );
+        assert_eq!(ok(&o), "done\n");
+        // Made again from the command's branch: its files come back, and
+        // the user's filter does not run on them.
+        std::fs::remove_dir_all(sb.work.join(".worktrees/A")).unwrap();
+        let o = in_worktree(&sb, "A", "cat .gitattributes f.txt");
+        assert_eq!(ok(&o), "* filter=user\nhello\n");
+        assert!(
+            !marker.exists(),
+            "the user's filter ran on the command's files"
+        );
+        // A tree of 2.56 million paths in 5 small objects: the branch moves,
+        // the host does not list them all into an index.
+        let bomb = "B=$(echo x | git hash-object -w --stdin); \
+            mk(){ i=0; while [ $i -lt 40 ]; do printf \"$1 $2 $3\\tf%03d\\n\" $i; i=$((i+1)); done | git mktree; }; \
+            T=$(mk 100644 blob $B); for d in 1 2 3; do T=$(mk 040000 tree $T); done; \
+            git update-ref HEAD $(git commit-tree -p HEAD -m bomb $T) && echo done";
+        let o = in_worktree(&sb, "A", bomb);
+        assert_eq!(ok(&o), "done\n");
+        assert!(
+            stderr(&o).contains("has more than 1000000 files"),
+            "{}",
+            stderr(&o)
+        );
+        assert_eq!(
+            git(&sb, &["log", "-1", "--format=%s", "lectic-worktree/A/work"]),
+            "bomb\n"
+        );
+        let index = sb.work.join(".git/worktrees/A/index");
+        assert!(std::fs::metadata(index).unwrap().len() < 1 << 20);
+    }
+);
