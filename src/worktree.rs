@@ -115,7 +115,7 @@ fn git(dir: &Path) -> Command {
 /// a small pack can claim gigabytes of deltas, a small tree billions of
 /// paths (measured: a 16 KB pack made `index-pack` take 1.6 GB).
 const BOUNDS: crate::sys::Limits = crate::sys::Limits {
-    address_space: 3 << 30,
+    address_space: 2 << 30,
     cpu_seconds: 60,
     file_size: 2 << 30,
 };
@@ -832,7 +832,7 @@ impl Worktree {
                     "GIT_ALTERNATE_OBJECT_DIRECTORIES",
                     self.plan.common.join("objects"),
                 )
-                .args(["pack-objects", "--stdout", "-q"])
+                .args(["pack-objects", "--stdout", "-q", "--window=0"])
                 .stdin(Stdio::piped())
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped());
