@@ -280,6 +280,18 @@ pub enum Action {
     Manage(Manage),
 }
 
+impl Action {
+    /// Whether it makes a container, so mounts: the management flags mount
+    /// nothing, so they run from anywhere (HOME, /, a directory that is
+    /// gone, a parent of the cache).
+    pub fn mounts(self) -> bool {
+        matches!(
+            self,
+            Action::Run | Action::Manage(Manage::Prepare { start: true })
+        )
+    }
+}
+
 /// The management actions: flags that stand in for a command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Manage {

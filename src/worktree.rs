@@ -321,36 +321,36 @@ impl Plan {
             )));
         }
         let branch = self.branch();
-        let Some(tip) = self.host_ref() else {
+        let tip = self.host_ref();
+        let add = match &tip {
             // From the user's HEAD: their own files, so their git's filters
             // and what it fetches in a partial clone are theirs to run.
-            let mut add = git_fetching(&self.top);
-            add.args([
-                OsStr::new("worktree"),
-                "add".as_ref(),
-                "-b".as_ref(),
-                branch.as_ref(),
-            ])
-            .arg(path)
-            .arg("HEAD");
-            output(add, "making the worktree")?;
-            return add_line(&self.common.join("info/exclude"), &format!("/{DIR}/"));
+            None => {
+                let mut add = git_fetching(&self.top);
+                add.args(["worktree", "add", "-b", &branch])
+                    .arg(path)
+                    .arg("HEAD");
+                add
+            }
+            // On the branch the command made: its files are checked out
+            // below, within bounds, offline, with no filter of the user's
+            // configuration run (the command's `.gitattributes` would
+            // choose which files go through, e.g., git-lfs): git runs no
+            // filter whose commands are empty, and one that is not
+            // required may do nothing.
+            Some(_) => {
+                let mut add = bounded(&self.top);
+                add.args(["worktree", "add", "--no-checkout"])
+                    .arg(path)
+                    .arg(&branch);
+                add
+            }
         };
-        // On the branch the command made: its files are checked out within
-        // bounds, offline, with no filter of the user's configuration run
-        // (the command's `.gitattributes` would choose which files go
-        // through, e.g., git-lfs): git runs no filter whose commands are
-        // empty, and one that is not required may do nothing.
-        let mut add = bounded(&self.top);
-        add.args([
-            OsStr::new("worktree"),
-            "add".as_ref(),
-            "--no-checkout".as_ref(),
-        ])
-        .arg(path)
-        .arg(&branch);
         output(add, "making the worktree")?;
         add_line(&self.common.join("info/exclude"), &format!("/{DIR}/"))?;
+        let Some(tip) = tip else {
+            return Ok(());
+        };
         if !self.tree_fits(&tip, true) {
             eprintln!(
                 "lectic-nix-sandbox: --worktree: {branch} has more than {TREE_FILES} files or {} GiB: {} was made without them",
@@ -379,23 +379,20 @@ impl Plan {
         output(checkout, "checking the branch out").map(drop)
     }
 
+    /// The lines of `git config --get-regexp REGEXP` (with `flags`) of the
+    /// repository's own config file: no include, no user or system file.
+    fn config_lines(&self, flags: &[&str], regexp: &str) -> String {
+        let mut cmd = git(&self.top);
+        cmd.args(["config", "--file"])
+            .arg(self.common.join("config"))
+            .args(flags)
+            .args(["--get-regexp", regexp]);
+        output(cmd, "reading the repository's config").unwrap_or_default()
+    }
+
     /// The filter drivers the repository's own config names.
     fn filter_drivers(&self) -> BTreeSet<String> {
-        let config = self.common.join("config");
-        let listed = run(
-            &self.top,
-            "reading the repository's config",
-            [
-                OsStr::new("config"),
-                "--file".as_ref(),
-                config.as_os_str(),
-                "--name-only".as_ref(),
-                "--get-regexp".as_ref(),
-                r"^filter\.".as_ref(),
-            ],
-        )
-        .unwrap_or_default();
-        listed
+        self.config_lines(&["--name-only"], r"^filter\.")
             .lines()
             .filter_map(|key| Some(key.strip_prefix("filter.")?.rsplit_once('.')?.0.to_owned()))
             .collect()
@@ -461,9 +458,7 @@ impl Plan {
         .ok()
         .and_then(|out| object_id(out.trim()))
     }
-}
 
-impl Plan {
     /// Carries over what the cache's copy `private` holds of a worktree
     /// that may be gone (removed by hand, or being removed).
     fn sync_left(&self, private: &Path) -> Result<()> {
@@ -604,19 +599,16 @@ impl Worktree {
         if ours.exists() && modified(&ours) >= modified(&host) {
             return Ok(());
         }
-        let listed = run(
-            &self.plan.top,
-            "reading the repository's config",
-            [
-                OsStr::new("config"),
-                "--file".as_ref(),
-                host.as_os_str(),
-                "--get-regexp".as_ref(),
-                r"^(core|extensions|user)\.".as_ref(),
-            ],
-        )
-        .unwrap_or_default();
+        let listed = self.plan.config_lines(&[], r"^(core|extensions|user)\.");
         fsutil::write_atomic(&ours, config_subset(&listed).as_bytes())
+    }
+
+    /// Its directory's identity (`dev:ino`): one made again is another.
+    pub fn identity(&self) -> Result<String> {
+        let path = self.plan.path();
+        let (dev, ino) =
+            fsutil::file_id(&std::fs::metadata(&path).with_path("cannot read", &path)?);
+        Ok(format!("{dev}:{ino}"))
     }
 
     /// Where the command runs: the workdir's place in the worktree.
@@ -720,6 +712,10 @@ impl Worktree {
         let Some(host) = host else {
             return Ok(());
         };
+        if inside.as_ref() == Some(&host) && synced.as_ref() == Some(&host) {
+            // Nothing moved (every warm call): nothing to write.
+            return Ok(());
+        }
         if inside.as_ref() != Some(&host) {
             fsutil::write_atomic(
                 &self.private_refs().join(LEAF),
@@ -805,7 +801,10 @@ impl Worktree {
             };
             match copied {
                 Ok(()) if rel.ends_with(".pack") => {
-                    ids.extend(pack_ids(&staging.join(rel.replace(".pack", ".idx"))));
+                    ids.extend(pack_ids(
+                        &self.plan.top,
+                        &staging.join(rel.replace(".pack", ".idx")),
+                    ));
                 }
                 Ok(()) => ids.push(rel.replace('/', "")),
                 Err(why) => refused.push(why),
@@ -965,13 +964,14 @@ fn read_small(path: &Path) -> Option<String> {
     Some(text)
 }
 
-/// The IDs a pack's index lists (read by the host's git).
-fn pack_ids(idx: &Path) -> Vec<String> {
+/// The IDs a pack's index lists (read by the host's git, in the
+/// repository at `top` for its object format).
+fn pack_ids(top: &Path, idx: &Path) -> Vec<String> {
     let Ok(file) = std::fs::File::open(idx) else {
         return vec![];
     };
     use std::io::BufRead;
-    let mut cmd = Command::new("git");
+    let mut cmd = bounded(top);
     cmd.arg("show-index")
         .stdin(file)
         .stdout(Stdio::piped())

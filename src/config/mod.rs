@@ -253,10 +253,6 @@ pub struct Config {
     pub creates: Vec<ToCreate>,
     /// `--worktree`: the worktree to make and work in (see worktree.rs).
     pub worktree: Option<crate::worktree::Plan>,
-    /// Variables of the container itself, set when it is made.
-    pub container_env: Vec<String>,
-    /// The worktree directory's identity, once made (see `Spec::worktree`).
-    pub worktree_id: Option<String>,
     /// The worktree, once made (its work is carried over after the call).
     pub worktree_made: Option<crate::worktree::Worktree>,
     /// Where each variable of `env` comes from (for --show-config).
@@ -289,12 +285,7 @@ impl Config {
         let host_env: Vec<(String, String)> = std::env::vars_os()
             .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
             .collect();
-        // The management flags mount nothing: they run from anywhere, even
-        // from a directory that is gone.
-        let mounting = matches!(
-            cli.action(),
-            Action::Run | Action::Manage(Manage::Prepare { start: true })
-        );
+        let mounting = cli.action().mounts();
         let cwd = match std::env::current_dir() {
             Err(_) if !mounting => PathBuf::from("/"),
             r => r.with_path("cannot read the current directory", ".")?,
@@ -406,12 +397,7 @@ impl Config {
         .then(|| mcp_sight(host_env, cli.config.is_some(), cache_flag.is_some(), uid));
 
         let action = cli.action();
-        // Only these make a container; the management flags mount nothing,
-        // so they run from anywhere (HOME, /, a parent of the cache).
-        let mounting = matches!(
-            action,
-            Action::Run | Action::Manage(Manage::Prepare { start: true })
-        );
+        let mounting = action.mounts();
         let workdir_given = cwd.join(cli.workdir.clone().unwrap_or_else(|| cwd.to_owned()));
         let workdir = std::fs::canonicalize(&workdir_given).map_err(|e| {
             Error::usage(format!(
@@ -701,8 +687,6 @@ impl Config {
             checked,
             creates,
             worktree,
-            container_env: vec![],
-            worktree_id: None,
             worktree_made: None,
             json: cli.json,
             lock_timeout: cli.lock_timeout,
@@ -761,10 +745,8 @@ impl Config {
             let checked = check_source(d.option, &d.path, &d.path, &d.target)?;
             self.checked.push(checked);
         }
-        if matches!(
-            self.action,
-            Action::Run | Action::Manage(Manage::Prepare { start: true })
-        ) && let Some(plan) = &self.worktree
+        if self.action.mounts()
+            && let Some(plan) = &self.worktree
         {
             let wait = self.lock_limit(crate::state::Guard::Worktree("").wait());
             let wt = plan.ensure(&self.paths, wait)?;
@@ -781,10 +763,6 @@ impl Config {
                 self.checked.push(checked);
                 self.volumes.push(v);
             }
-            self.container_env = wt.env();
-            let top = std::fs::metadata(wt.plan.path()).with_path("cannot read", wt.plan.path())?;
-            let (dev, ino) = fsutil::file_id(&top);
-            self.worktree_id = Some(format!("{dev}:{ino}"));
             self.worktree_made = Some(wt);
         }
         Ok(())

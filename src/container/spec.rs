@@ -98,8 +98,16 @@ impl Spec {
             workdir: cfg.workdir.clone(),
             home: cfg.home.clone().unwrap_or_default(),
             volumes: cfg.volumes.clone(),
-            container_env: cfg.container_env.clone(),
-            worktree: cfg.worktree_id.clone(),
+            container_env: cfg
+                .worktree_made
+                .as_ref()
+                .map(crate::worktree::Worktree::env)
+                .unwrap_or_default(),
+            worktree: cfg
+                .worktree_made
+                .as_ref()
+                .map(crate::worktree::Worktree::identity)
+                .transpose()?,
             allow_net: cfg.allow_net,
             allow_hosts: if cfg.allow_net {
                 if !cfg.allow_hosts.is_empty() {
