@@ -358,6 +358,20 @@ pub fn on_path(program: &std::ffi::OsStr) -> Option<std::path::PathBuf> {
 mod tests {
     use super::*;
 
+    #[test]
+    fn an_atomic_write_never_writes_through_a_planted_temp_file() {
+        let t = crate::testutil::TempDir::new("atomic");
+        let victim = t.join("victim");
+        fs::write(&victim, "mine").unwrap();
+        // The temp file's name is predictable: a symlink waits there.
+        let tmp = t.join(format!(".state.tmp-{}", std::process::id()));
+        std::os::unix::fs::symlink(&victim, &tmp).unwrap();
+        write_atomic(&t.join("state"), b"new").unwrap();
+        assert_eq!(fs::read_to_string(&victim).unwrap(), "mine");
+        assert_eq!(fs::read_to_string(t.join("state")).unwrap(), "new");
+        assert!(fs::symlink_metadata(&tmp).is_err());
+    }
+
     /// A path for one test that does not exist yet, in a directory
     /// removed after it.
     fn scratch(name: &str) -> (crate::testutil::TempDir, std::path::PathBuf) {

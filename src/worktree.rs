@@ -1249,4 +1249,22 @@ mod tests {
         }
         assert_eq!(object_files(&t), ["ab/cdef01", "pack/pack-1.pack"]);
     }
+
+    #[test]
+    fn object_directories_that_are_symlinks_are_not_listed() {
+        // A directory of the host's with names that look like objects.
+        let host = crate::testutil::TempDir::new("host-objects");
+        std::fs::create_dir(host.join("pack")).unwrap();
+        for f in ["0123456789", "pack/pack-9.pack"] {
+            std::fs::write(host.join(f), "").unwrap();
+        }
+        let t = crate::testutil::TempDir::new("linked-objects");
+        std::os::unix::fs::symlink(host.path(), t.join("cd")).unwrap();
+        std::os::unix::fs::symlink(host.join("pack"), t.join("pack")).unwrap();
+        assert!(object_files(&t).is_empty(), "{:?}", object_files(&t));
+        let linked = crate::testutil::TempDir::new("linked-root");
+        let root = linked.join("objects");
+        std::os::unix::fs::symlink(host.path(), &root).unwrap();
+        assert!(object_files(&root).is_empty());
+    }
 }

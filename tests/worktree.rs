@@ -11,6 +11,11 @@ use common::*;
 
 /// The host's git on the sandbox's repository, as the mode's user.
 fn git(sb: &Sandbox, args: &[&str]) -> String {
+    git_in(sb, &sb.work, args)
+}
+
+/// The host's git on the repository at `dir`, as the mode's user.
+fn git_in(sb: &Sandbox, dir: &std::path::Path, args: &[&str]) -> String {
     let mut c = match sb.mode {
         Mode::Rootful => Command::new("git"),
         Mode::Rootless => {
@@ -20,7 +25,7 @@ fn git(sb: &Sandbox, args: &[&str]) -> String {
         }
     };
     c.arg("-C")
-        .arg(&sb.work)
+        .arg(dir)
         .args(["-c", "user.name=u", "-c", "user.email=u@x"]);
     let o = c.args(args).output().unwrap();
     assert!(o.status.success(), "git {args:?}: {}", stderr(&o));
@@ -412,5 +417,59 @@ both_modes!(
         );
         let index = sb.work.join(".git/worktrees/A/index");
         assert!(std::fs::metadata(index).unwrap().len() < 1 << 20);
+    }
+);
+
+both_modes!(
+    a_commit_naming_an_object_a_partial_clone_lacks_fetches_nothing,
+    |mode| {
+        // The user's remote, and the workdir a blob-less clone of it: the
+        // first version of s.txt is there, not here.
+        let sb = Sandbox::new(mode, "wt-lazy");
+        let remote = sb.mkdir("remote");
+        sb.write("remote/s.txt", "secret v1\n");
+        git_in(&sb, &remote, &["init", "-q", "-b", "main"]);
+        git_in(&sb, &remote, &["config", "uploadpack.allowFilter", "true"]);
+        git_in(&sb, &remote, &["add", "s.txt"]);
+        git_in(&sb, &remote, &["commit", "-qm", "v1"]);
+        sb.write("remote/s.txt", "v2\n");
+        git_in(&sb, &remote, &["commit", "-qam", "v2"]);
+        let url = format!("file://{}", remote.display());
+        let work = sb.work.display().to_string();
+        git_in(
+            &sb,
+            &sb.dir,
+            &["clone", "-q", "--filter=blob:none", &url, &work],
+        );
+        let old = git_in(&sb, &remote, &["rev-parse", "HEAD~1:s.txt"]);
+        let old = old.trim();
+        let missing = || {
+            let mut c = Command::new("git");
+            c.args([
+                "-c",
+                "safe.directory=*",
+                "-c",
+                "protocol.allow=never",
+                "-C",
+                &work,
+            ])
+            .args(["cat-file", "-e", old]);
+            !c.output().unwrap().status.success()
+        };
+        assert!(missing());
+        // The command names it in a commit of its branch.
+        let script = format!(
+            "T=$(printf '100644 blob {old}\\tstolen.txt\\n' | git mktree --missing) && \
+             git update-ref HEAD $(git commit-tree $T -p HEAD -m steal) && echo done"
+        );
+        let o = in_worktree(&sb, "A", &script);
+        assert_eq!(ok(&o), "done\n");
+        assert!(stderr(&o).contains("does not have whole"), "{}", stderr(&o));
+        // The host's git fetched nothing on its behalf, and the branch stays.
+        assert!(missing(), "the blob was fetched from the user's remote");
+        assert_eq!(
+            git(&sb, &["log", "-1", "--format=%s", "lectic-worktree/A/work"]),
+            "v2\n"
+        );
     }
 );
