@@ -473,3 +473,165 @@ both_modes!(
         );
     }
 );
+
+/// SHA-1 of `bytes`, by the host's sha1sum (no SHA-1 crate here).
+fn sha1(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut child = Command::new("sha1sum")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(bytes).unwrap();
+    let hex = stdout(&child.wait_with_output().unwrap());
+    (0..20)
+        .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap())
+        .collect()
+}
+
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &b in bytes {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
+/// `data` as a zlib stream of stored (uncompressed) blocks.
+fn zlib_stored(data: &[u8]) -> Vec<u8> {
+    let mut out = vec![0x78, 0x01];
+    let chunks: Vec<&[u8]> = data.chunks(65535).collect();
+    for (i, chunk) in chunks.iter().enumerate() {
+        out.push(u8::from(i + 1 == chunks.len()));
+        let len = chunk.len() as u16;
+        out.extend(len.to_le_bytes());
+        out.extend((!len).to_le_bytes());
+        out.extend(*chunk);
+    }
+    let (mut a, mut b) = (1u32, 0u32);
+    for &x in data {
+        a = (a + u32::from(x)) % 65521;
+        b = (b + a) % 65521;
+    }
+    out.extend(((b << 16) | a).to_be_bytes());
+    out
+}
+
+/// A pack of two objects, 64 KiB of zeros and a delta against it that
+/// claims `claimed` bytes (one byte per 64 KiB copied), and its index,
+/// which files the delta under a made-up name.
+fn delta_bomb(claimed: u64) -> (Vec<u8>, Vec<u8>) {
+    let varint = |mut n: u64| {
+        let mut v = Vec::new();
+        loop {
+            let b = (n & 0x7f) as u8;
+            n >>= 7;
+            v.push(if n > 0 { b | 0x80 } else { b });
+            if n == 0 {
+                return v;
+            }
+        }
+    };
+    // Pack object header: type and size, size continued 7 bits a byte.
+    let header = |kind: u8, size: u64| {
+        let mut h = vec![(kind << 4) | (size & 0x0f) as u8];
+        let mut rest = size >> 4;
+        while rest > 0 {
+            *h.last_mut().unwrap() |= 0x80;
+            h.push((rest & 0x7f) as u8);
+            rest >>= 7;
+        }
+        h
+    };
+    let base = vec![0u8; 0x10000];
+    let mut blob = header(3, base.len() as u64);
+    blob.extend(zlib_stored(&base));
+    // A copy of offset 0 and size 0 (that is, 0x10000) is the byte 0x80.
+    let copies = claimed / 0x10000;
+    let mut delta = varint(base.len() as u64);
+    delta.extend(varint(copies * 0x10000));
+    delta.extend(std::iter::repeat_n(0x80u8, copies as usize));
+    let mut ofs = header(6, delta.len() as u64);
+    // How far back the base lies, as git encodes it.
+    let mut back = blob.len() as u64;
+    let mut distance = vec![(back & 0x7f) as u8];
+    back >>= 7;
+    while back > 0 {
+        back -= 1;
+        distance.insert(0, 0x80 | (back & 0x7f) as u8);
+        back >>= 7;
+    }
+    ofs.extend(distance);
+    ofs.extend(zlib_stored(&delta));
+    let mut pack = b"PACK".to_vec();
+    pack.extend(2u32.to_be_bytes());
+    pack.extend(2u32.to_be_bytes());
+    let (at_blob, at_ofs) = (pack.len() as u32, (pack.len() + blob.len()) as u32);
+    pack.extend(&blob);
+    pack.extend(&ofs);
+    let trailer = sha1(&pack);
+    pack.extend(&trailer);
+    let mut blob_id = format!("blob {}\0", base.len()).into_bytes();
+    blob_id.extend(&base);
+    let mut entries = [
+        (sha1(&blob_id), crc32(&blob), at_blob),
+        (vec![0x11; 20], crc32(&ofs), at_ofs),
+    ];
+    entries.sort();
+    let mut idx = vec![0xff, b't', b'O', b'c'];
+    idx.extend(2u32.to_be_bytes());
+    for i in 0..=255u8 {
+        let n = entries.iter().filter(|e| e.0[0] <= i).count() as u32;
+        idx.extend(n.to_be_bytes());
+    }
+    for e in &entries {
+        idx.extend(&e.0);
+    }
+    for e in &entries {
+        idx.extend(e.1.to_be_bytes());
+    }
+    for e in &entries {
+        idx.extend(e.2.to_be_bytes());
+    }
+    idx.extend(&trailer);
+    let sum = sha1(&idx);
+    idx.extend(sum);
+    (pack, idx)
+}
+
+both_modes!(
+    a_pack_of_deltas_claiming_gigabytes_is_refused_within_bounds,
+    |mode| {
+        let sb = Sandbox::new(mode, "wt-delta-bomb");
+        repository(&sb);
+        ok(&in_worktree(&sb, "A", "true"));
+        // 48 KiB that claim 3 GiB once resolved: the host's git stops at its
+        // bound (2 GiB) instead of taking it.
+        let (pack, idx) = delta_bomb(3 << 30);
+        let wt = sb.work.join(".worktrees/A");
+        std::fs::write(wt.join("pack-bomb.pack"), pack).unwrap();
+        std::fs::write(wt.join("pack-bomb.idx"), idx).unwrap();
+        sb.give_to_user(&wt);
+        let o = in_worktree(
+            &sb,
+            "A",
+            "mkdir -p $GIT_OBJECT_DIRECTORY/pack && mv pack-bomb.* $GIT_OBJECT_DIRECTORY/pack/ && echo done",
+        );
+        assert_eq!(ok(&o), "done\n");
+        assert!(
+            stderr(&o).contains("taking what the command's git wrote into the repository failed"),
+            "{}",
+            stderr(&o)
+        );
+        // Said once; the repository is whole.
+        assert_eq!(stderr(&in_worktree(&sb, "A", "true")), "");
+        git(&sb, &["fsck", "--no-progress"]);
+    }
+);
