@@ -355,3 +355,28 @@ both_modes!(
         );
     }
 );
+
+both_modes!(
+    a_container_podman_fails_to_kill_as_it_stops_on_its_own_is_removed_when_asked_again,
+    |mode| {
+        // Podman's `rm --force` races a container whose init is just
+        // ending: "could not be stopped ... container state improper". A
+        // wrapper answers the first `rm` so; the sandbox asks again.
+        let sb = Sandbox::private(mode, "rm-race");
+        ok(&sb.run(&["true"]));
+        assert_eq!(ps_names(&sb).len(), 1);
+        let raced = sb.dir.join("raced");
+        let wrapper = sb.script(
+            "podman-racing",
+            &format!(
+                "#!/bin/sh\nfor a in \"$@\"; do\n  if [ \"$a\" = rm ] && [ ! -e '{m}' ]; then\n    : > '{m}'\n    echo 'Error: cannot remove container c as it could not be stopped: sending SIGKILL to container c: container state improper: stopped' >&2\n    exit 125\n  fi\ndone\nexec podman \"$@\"\n",
+                m = raced.display()
+            ),
+        );
+        let wrapper = wrapper.display().to_string();
+        let o = sb.run(&["--podman-exe", &wrapper, "--prune", "--all"]);
+        assert!(ok(&o).contains("removed"), "{}", stdout(&o));
+        assert!(raced.exists(), "the race was not played");
+        assert!(ps_names(&sb).is_empty(), "{:?}", ps_names(&sb));
+    }
+);
